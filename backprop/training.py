@@ -1,0 +1,276 @@
+"""The training loop: epochs of (shuffled) batches, metrics, stopping rules, checkpoints.
+
+``Trainer.fit`` does no I/O: randomness comes only from the ``np.random.Generator`` it holds,
+progress and cancellation only through a callback. Its whole state (parameters, optimiser,
+schedule, RNG, epoch, history, early-stopping counters and best weights) exports to bytes with
+``checkpoint()`` and comes back with ``restore()``, so that a run resumed from a checkpoint taken at
+an epoch's end is bit-for-bit the run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import serialize
+from .errors import DivergenceError
+from .losses import loss as get_loss
+from .network import Network
+from .optimizers import optimizer_from_config
+from .schedules import schedule_from_config
+
+CHECKPOINT_FORMAT = "backprop.checkpoint/1"
+
+
+@dataclass
+class Progress:
+    """What a callback sees. ``record`` is the finished epoch's history row, or ``None`` when
+    the call comes between batches (then ``batch`` of ``batches`` is set)."""
+
+    epoch: int  # epochs completed so far
+    epochs: int
+    batch: int | None
+    batches: int
+    record: dict[str, Any] | None
+    trainer: Trainer
+
+    def checkpoint(self) -> bytes:
+        return self.trainer.checkpoint()
+
+
+Callback = Callable[[Progress], bool | None]
+"""Called after every epoch (and every ``callback_every`` batches); return ``True`` to stop."""
+
+
+def _hint(optimizer: dict[str, Any]) -> str:
+    lr = optimizer.get("learning_rate")
+    if optimizer["name"] == "rprop":
+        return "Lower step_max or the initial step size (learning_rate), or standardize inputs."
+    return (f"Lower the learning rate (now {lr:g}, try {lr / 10:g}), standardize the inputs, "
+            "or add l2 regularisation.")
+
+
+class Trainer:
+    """Trains ``network`` with a resolved ``training`` spec (see ``backprop.spec``).
+
+    ``classification`` adds accuracy to the history (targets one-hot, or one 0/1 column).
+    """
+
+    def __init__(self, network: Network, training: dict[str, Any], *,
+                 classification: bool = False, rng: np.random.Generator | None = None) -> None:
+        self.network = network
+        self.config = training
+        self.classification = classification
+        self.loss = get_loss(training["loss"])
+        self.optimizer = optimizer_from_config(training["optimizer"])
+        self.schedule = schedule_from_config(self.optimizer.learning_rate,
+                                             training["lr_schedule"])
+        self.rng = rng if rng is not None else np.random.default_rng(training["seed"])
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best_loss = math.inf
+        self.best_params: np.ndarray | None = None
+        self.wait = 0
+        self.stop_reason: str | None = None
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def fit(self, X: np.ndarray, Y: np.ndarray, X_val: np.ndarray | None = None,
+            Y_val: np.ndarray | None = None, *, callback: Callback | None = None,
+            callback_every: int | None = None) -> list[dict[str, Any]]:
+        """Train until ``epochs`` (counting epochs already done), a stopping rule, or the
+        callback asks to stop. ``X`` ``(n_samples, n_inputs)``, ``Y`` ``(n_samples, n_outputs)``.
+
+        Returns the history (one dict per epoch). Raises ``DivergenceError`` on a non-finite
+        loss or weight, leaving the parameters as they were at the start of that epoch.
+        """
+        net, cfg, loss, opt = self.network, self.config, self.loss, self.optimizer
+        dtype = net.dtype
+        X = np.ascontiguousarray(X, dtype=dtype)
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+        n = X.shape[0]
+        if n == 0:
+            raise ValueError("no training rows")
+        if Y.shape != (n, net.n_outputs):
+            raise ValueError(f"targets must have shape ({n}, {net.n_outputs}), got {Y.shape}")
+        has_val = X_val is not None and Y_val is not None and len(X_val) > 0
+        if has_val:
+            X_val = np.ascontiguousarray(X_val, dtype=dtype)
+            Y_val = np.ascontiguousarray(Y_val, dtype=dtype)
+        labels = self._labels(Y)
+        val_labels = self._labels(Y_val) if has_val else None
+
+        bs = n if cfg["batch_size"] == "full" else min(cfg["batch_size"], n)
+        starts = range(0, n, bs)
+        batches = len(starts)
+        shuffle = cfg["shuffle"] and batches > 1
+        if shuffle:
+            Xs, Ys = np.empty_like(X), np.empty_like(Y)
+            Ls = np.empty_like(labels) if labels is not None else None
+        else:
+            Xs, Ys, Ls = X, Y, labels
+        params, grads, l2 = net.params, net.grads, cfg["l2"]
+        last_good = np.empty_like(params)
+        es, target = cfg["early_stopping"], cfg["target_loss"]
+        adaptive = opt.full_batch_only  # rprop: no learning-rate schedule
+        every = callback_every if callback is not None and callback_every else 0
+        binary = net.n_outputs == 1
+        self.stop_reason = None
+
+        for epoch in range(self.epoch, cfg["epochs"]):
+            t0 = time.perf_counter()
+            if not adaptive:
+                opt.learning_rate = self.schedule.rate(epoch)
+            np.copyto(last_good, params)
+            if shuffle:
+                perm = self.rng.permutation(n)
+                np.take(X, perm, axis=0, out=Xs)
+                np.take(Y, perm, axis=0, out=Ys)
+                if Ls is not None:
+                    np.take(labels, perm, out=Ls)
+            total, correct = 0.0, 0
+            for k, start in enumerate(starts):
+                stop = start + bs
+                xb, yb = Xs[start:stop], Ys[start:stop]
+                value, out = net.loss_and_grad(xb, yb, loss, l2)
+                total += value * xb.shape[0]
+                if Ls is not None:
+                    guess = (out[:, 0] > 0.5) if binary else out.argmax(axis=1)
+                    correct += int(np.count_nonzero(guess == Ls[start:stop]))
+                opt.step(params, grads)
+                if every and (k + 1) % every == 0 and k + 1 < batches and callback(
+                        Progress(epoch, cfg["epochs"], k + 1, batches, None, self)):
+                    self.stop_reason = "callback"
+                    return self.history
+            train_loss = total / n
+            if not (math.isfinite(train_loss) and np.isfinite(params).all()):
+                np.copyto(params, last_good)
+                raise DivergenceError(epoch + 1, train_loss, _hint(cfg["optimizer"]))
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "loss": train_loss,
+                "val_loss": None,
+                "accuracy": correct / n if labels is not None else None,
+                "val_accuracy": None,
+                "learning_rate": opt.learning_rate,
+            }
+            if has_val:
+                out = net.forward(X_val)
+                val_loss = loss.value(out, Y_val)
+                if l2:
+                    w = params[:net.n_weights]
+                    val_loss += 0.5 * l2 * float(np.vdot(w, w))
+                record["val_loss"] = val_loss if math.isfinite(val_loss) else None
+                if val_labels is not None:
+                    guess = (out[:, 0] > 0.5) if binary else out.argmax(axis=1)
+                    record["val_accuracy"] = float(np.mean(guess == val_labels))
+            record["seconds"] = time.perf_counter() - t0
+            self.history.append(record)
+            self.epoch = epoch + 1
+            monitored = record["val_loss"] if has_val and record["val_loss"] is not None \
+                else train_loss
+            if not adaptive:
+                self.schedule.observe(monitored)
+            if es is not None:
+                if monitored < self.best_loss - es["min_delta"]:
+                    self.best_loss, self.wait = monitored, 0
+                    if self.best_params is None:
+                        self.best_params = params.copy()
+                    else:
+                        np.copyto(self.best_params, params)
+                else:
+                    self.wait += 1
+                    if self.wait >= es["patience"]:
+                        self.stop_reason = "early_stopping"
+            if target is not None and train_loss <= target:
+                self.stop_reason = "target_loss"
+            if callback is not None and callback(
+                    Progress(self.epoch, cfg["epochs"], None, batches, record, self)):
+                self.stop_reason = "callback"
+                return self.history
+            if self.stop_reason:
+                break
+        self.stop_reason = self.stop_reason or "epochs"
+        if es is not None and self.best_params is not None:
+            np.copyto(params, self.best_params)
+        return self.history
+
+    def _labels(self, Y: np.ndarray | None) -> np.ndarray | None:
+        if not self.classification or Y is None:
+            return None
+        return (Y[:, 0] > 0.5) if Y.shape[1] == 1 else Y.argmax(axis=1)
+
+    def best_record(self) -> dict[str, Any] | None:
+        """The history row whose weights the network holds after ``fit`` (the best epoch under
+        early stopping, else the last)."""
+        if not self.history:
+            return None
+        if self.config["early_stopping"] is None or self.best_params is None:
+            return self.history[-1]
+        key = "val_loss" if self.history[-1]["val_loss"] is not None else "loss"
+        for row in self.history:
+            if row[key] == self.best_loss:
+                return row
+        return self.history[-1]
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def checkpoint(self) -> bytes:
+        """The whole training state as ``.npz`` bytes (take it between epochs)."""
+        opt_state = self.optimizer.get_state()
+        arrays = {"params": self.network.params}
+        arrays.update({f"opt_{k}": v for k, v in opt_state.items() if isinstance(v, np.ndarray)})
+        if self.best_params is not None:
+            arrays["best_params"] = self.best_params
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "network": self.network.spec,
+            "dtype": self.network.dtype.name,
+            "training": self.config,
+            "epoch": self.epoch,
+            "history": self.history,
+            "optimizer": {k: v for k, v in opt_state.items() if not isinstance(v, np.ndarray)},
+            "optimizer_arrays": sorted(k for k, v in opt_state.items()
+                                       if isinstance(v, np.ndarray)),
+            "schedule": self.schedule.get_state(),
+            "rng": self.rng.bit_generator.state,
+            "best_loss": self.best_loss,
+            "wait": self.wait,
+            "has_best": self.best_params is not None,
+        }
+        return serialize.dump(arrays, meta)
+
+    def restore(self, data: bytes) -> None:
+        """Load a ``checkpoint()`` taken from a trainer with the same network and spec."""
+        net = self.network
+        shape, dtypes = (net.n_params,), (net.dtype.name,)
+
+        def expect(meta: dict[str, Any]) -> serialize.Expected:
+            if meta.get("format") != CHECKPOINT_FORMAT:
+                raise ValueError(f"not a training checkpoint (format {meta.get('format')!r})")
+            if meta.get("network") != net.spec or meta.get("dtype") != net.dtype.name:
+                raise ValueError("the checkpoint was taken from a different network")
+            names = ["params", *(f"opt_{k}" for k in meta.get("optimizer_arrays", []))]
+            if meta.get("has_best"):
+                names.append("best_params")
+            return {name: (shape, dtypes) for name in names}
+
+        arrays, meta = serialize.load(data, expect)
+        if meta["training"] != self.config:
+            raise ValueError("the checkpoint was taken with a different training spec")
+        np.copyto(net.params, arrays["params"])
+        opt_state = dict(meta["optimizer"])
+        opt_state.update({k[4:]: v for k, v in arrays.items() if k.startswith("opt_")})
+        self.optimizer.set_state(opt_state)
+        self.schedule.set_state(meta["schedule"])
+        self.rng.bit_generator.state = meta["rng"]
+        self.epoch = int(meta["epoch"])
+        self.history = list(meta["history"])
+        self.best_loss = float(meta["best_loss"])
+        self.best_params = arrays.get("best_params")
+        self.wait = int(meta["wait"])
