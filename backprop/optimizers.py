@@ -9,6 +9,7 @@ a checkpoint can restore it exactly. ``learning_rate`` is a plain attribute the 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,6 +17,8 @@ import numpy as np
 
 def _check(name: str, value: float, low: float, high: float, *, low_open: bool = False,
            high_open: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # not True, "0.1", [1]
+        raise ValueError(f"{name} must be a number, got {value!r}")
     value = float(value)
     ok_low = value > low if low_open else value >= low
     ok_high = value < high if high_open else value <= high

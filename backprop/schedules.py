@@ -7,6 +7,7 @@ after each epoch with the monitored loss (only ``plateau`` uses it). State expor
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, ClassVar
 
 
@@ -32,9 +33,15 @@ class Schedule:
         pass
 
 
+def _real(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # not True, "0.5", [1]
+        raise ValueError(f"{name} must be a number, got {value!r}")
+
+
 def _positive(name: str, value: float, *, integer: bool = False) -> float:
     if integer and (isinstance(value, bool) or not isinstance(value, int)):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    _real(name, value)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be positive, got {value!r}")
     return value
@@ -102,6 +109,8 @@ class Plateau(Schedule):
     def __init__(self, base: float, factor: float = 0.5, patience: int = 10,
                  min_delta: float = 1e-4, min_lr: float = 0.0) -> None:
         super().__init__(base)
+        for name, value in (("factor", factor), ("min_delta", min_delta), ("min_lr", min_lr)):
+            _real(name, value)
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor!r}")
         self.factor = float(factor)

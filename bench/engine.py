@@ -1,0 +1,739 @@
+#!/usr/bin/env python
+"""Training speed of this engine against scikit-learn and PyTorch, in one run.
+
+Trains, on the same data, network, batch size, optimiser (SGD, momentum 0.9, constant rate)
+and thread count:
+
+- ``engine``: ``backprop.Trainer(...).fit`` on preprocessed float32 arrays;
+- ``sklearn``: ``MLPClassifier(solver="sgd")`` fed float32 inputs (so it computes in float32);
+- ``torch`` (when installed): a plain loop over ``nn.Sequential`` on the CPU;
+
+and times, at every configuration's exact shapes, the three matmuls per layer of a training
+step in NumPy (forward ``A @ W``, ``dW = A.T @ delta``, ``dA = delta @ W.T``) to get a ceiling:
+``6 x weights`` FLOPs per sample at that rate.
+
+Configurations: A 64-32-10 batch 32 on scikit-learn's digits; B 784-256-128-10 batch 128 on
+60,000 synthetic rows; C 784-1024-1024-10 batch 256 on 8,192 synthetic rows; D XOR 2-2-1
+sigmoid/MSE full batch (steps per second).
+
+The machine is assumed noisy: trainers alternate repeat by repeat (the order rotates), there is
+a pause between libraries (idle BLAS/OpenMP threads keep spinning for a while), a small probe
+matmul is timed before each repeat (a slow probe means a stall: wait, then re-run the repeat
+later), and every figure is the median of per-repeat values (ratios are taken within a repeat).
+
+Prints a table per thread count and, as its last line, one JSON object with every figure.
+
+    python bench/engine.py                 # 1 thread (main) and 2 threads, ~6 minutes
+    python bench/engine.py --quick         # smoke run, < 1 minute
+    python bench/engine.py --threads 1 --configs AD --repeats 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python bench/engine.py` puts bench/, not the repo, on the path
+    sys.path.insert(0, str(ROOT))
+
+import backprop  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # PyTorch is optional
+    torch = None
+
+MOMENTUM = 0.9
+PAUSE = 0.2  # seconds between libraries: idle BLAS / OpenMP threads spin for a while
+PROBE_SIZE = 256  # the probe is a PROBE_SIZE^3 float32 matmul
+PROBE_SLOW = 2.5  # a probe this many times slower than the block's best means a stall
+CEILING_SECONDS = 0.25  # matmul timing per repeat (split over the step's matmuls)
+
+
+@dataclass(frozen=True)
+class Config:
+    key: str
+    title: str
+    sizes: tuple[int, ...]
+    batch: int | None  # None: full batch
+    data: str  # "digits", "synthetic" or "xor"
+    rows: int  # rows used (digits: all 1,797)
+    epochs: int  # epochs per timed repeat
+    learning_rate: float
+    quick_rows: int
+    quick_epochs: int
+
+    @property
+    def steps_unit(self) -> bool:
+        """Full batch: report steps per second (one step per epoch)."""
+        return self.batch is None
+
+    @property
+    def n_weights(self) -> int:
+        return sum(a * b for a, b in itertools.pairwise(self.sizes))
+
+    @property
+    def hidden(self) -> str:
+        return "sigmoid" if self.data == "xor" else "relu"
+
+    def arch(self) -> str:
+        return "-".join(str(s) for s in self.sizes)
+
+
+CONFIGS: dict[str, Config] = {c.key: c for c in (
+    Config("A", "digits", (64, 32, 10), 32, "digits", 1797, 120, 0.01, 1797, 20),
+    Config("B", "synthetic", (784, 256, 128, 10), 128, "synthetic", 60_000, 1, 0.01, 8192, 1),
+    Config("C", "synthetic", (784, 1024, 1024, 10), 256, "synthetic", 8192, 1, 0.01, 2048, 1),
+    Config("D", "XOR", (2, 2, 1), None, "xor", 4, 12_000, 0.5, 4, 2000),
+)}
+
+# (config, against, minimum engine/other ratio); "ceiling" is the engine's fraction of it.
+TARGETS: list[tuple[str, str, float]] = [
+    ("A", "torch", 5.0), ("A", "sklearn", 2.0),
+    ("B", "torch", 1.3), ("B", "sklearn", 1.3),
+    ("C", "torch", 1.05), ("C", "sklearn", 1.15), ("C", "ceiling", 0.9),
+    ("D", "torch", 5.0), ("D", "sklearn", 2.0),
+]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    X: np.ndarray  # (n, inputs) float32
+    labels: np.ndarray  # (n,) int64 class labels (XOR: 0/1)
+    Y: np.ndarray  # (n, outputs) float32: one-hot, or the 0/1 column for XOR
+
+
+def make_data(cfg: Config, rows: int, seed: int = 0) -> Data:
+    """Inputs already preprocessed (standardised / N(0, 1)), as float32."""
+    n_out = cfg.sizes[-1]
+    if cfg.data == "digits":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        X = digits.data
+        std = X.std(axis=0)
+        X = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        labels = digits.target.astype(np.int64)
+    elif cfg.data == "synthetic":
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((rows, cfg.sizes[0]), dtype=np.float32)
+        teacher = rng.standard_normal((cfg.sizes[0], n_out), dtype=np.float32)
+        labels = (X @ teacher).argmax(axis=1).astype(np.int64)  # learnable, balanced
+    else:
+        X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+        labels = np.array([0, 1, 1, 0], dtype=np.int64)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if n_out == 1:
+        Y = labels.astype(np.float32).reshape(-1, 1)
+    else:
+        Y = np.eye(n_out, dtype=np.float32)[labels]
+    return Data(X, labels, Y)
+
+
+# -- trainers --------------------------------------------------------------------------------
+
+
+class Runner(Protocol):
+    name: str
+
+    def run(self, epochs: int) -> float:
+        """Train ``epochs`` more epochs; return the wall-clock seconds."""
+        ...
+
+
+def engine_spec(cfg: Config) -> dict[str, Any]:
+    layers = [{"units": u, "activation": cfg.hidden} for u in cfg.sizes[1:-1]]
+    if cfg.data == "xor":
+        layers.append({"units": 1, "activation": "sigmoid"})
+        loss = "mse"
+    else:
+        layers.append({"units": cfg.sizes[-1], "activation": "softmax"})
+        loss = "cross_entropy"
+    return {
+        "network": {"layers": layers},
+        "training": {
+            "loss": loss,
+            "optimizer": {"name": "sgd", "learning_rate": cfg.learning_rate,
+                          "momentum": MOMENTUM},
+            "epochs": 1,
+            "batch_size": "full" if cfg.batch is None else cfg.batch,
+            "shuffle": True,  # the trainer skips it by itself when there is a single batch
+            "standardize": False,
+            "seed": 0,
+            "dtype": "float32",
+        },
+    }
+
+
+class EngineRunner:
+    """``backprop.Trainer.fit`` on preprocessed float32 arrays; one trainer, continued."""
+
+    name = "engine"
+
+    def __init__(self, cfg: Config, data: Data, seed: int) -> None:
+        spec = backprop.resolve_spec(engine_spec(cfg), n_inputs=cfg.sizes[0])
+        self.network = backprop.Network(spec["network"], cfg.sizes[0], "float32")
+        self.network.initialize(np.random.default_rng(seed))
+        self.trainer = backprop.Trainer(self.network, spec["training"],
+                                        rng=np.random.default_rng(seed))
+        self.X, self.Y = data.X, data.Y
+
+    def run(self, epochs: int) -> float:
+        trainer = self.trainer
+        # fit trains up to config["epochs"], counting the epochs already done.
+        trainer.config = {**trainer.config, "epochs": trainer.epoch + epochs}
+        t0 = time.perf_counter()
+        trainer.fit(self.X, self.Y)
+        return time.perf_counter() - t0
+
+
+class SklearnRunner:
+    """``MLPClassifier(solver="sgd")``, warm-started so every repeat continues training."""
+
+    name = "sklearn"
+
+    def __init__(self, cfg: Config, data: Data, seed: int) -> None:
+        from sklearn.neural_network import MLPClassifier
+
+        n = data.X.shape[0]
+        self.model = MLPClassifier(
+            hidden_layer_sizes=cfg.sizes[1:-1],
+            activation="logistic" if cfg.hidden == "sigmoid" else "relu",
+            solver="sgd",
+            alpha=0.0,
+            batch_size=n if cfg.batch is None else cfg.batch,
+            learning_rate="constant",
+            learning_rate_init=cfg.learning_rate,
+            momentum=MOMENTUM,
+            nesterovs_momentum=False,
+            shuffle=cfg.batch is not None,  # a full batch gains nothing from shuffling
+            random_state=seed,
+            tol=0.0,
+            n_iter_no_change=2**31 - 1,
+            early_stopping=False,
+            warm_start=True,
+            max_iter=1,
+        )
+        self.X, self.y = data.X, data.labels
+
+    def run(self, epochs: int) -> float:
+        from sklearn import config_context
+        from sklearn.exceptions import ConvergenceWarning
+
+        self.model.set_params(max_iter=epochs)
+        with warnings.catch_warnings(), config_context(assume_finite=True):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            t0 = time.perf_counter()
+            self.model.fit(self.X, self.y)
+            return time.perf_counter() - t0
+
+    def dtype(self) -> str:
+        return str(self.model.coefs_[0].dtype)
+
+
+class TorchRunner:
+    """``nn.Sequential`` + ``optim.SGD`` (fused when available), a per-epoch ``randperm`` of the
+    rows and contiguous batch slices: no DataLoader."""
+
+    name = "torch"
+
+    def __init__(self, cfg: Config, data: Data, seed: int) -> None:
+        assert torch is not None
+        nn = torch.nn
+        torch.manual_seed(seed)
+        self.gen = torch.Generator().manual_seed(seed)
+        layers: list[Any] = []
+        last = len(cfg.sizes) - 2
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(cfg.sizes)):
+            layers.append(nn.Linear(fan_in, fan_out))
+            if i < last:
+                layers.append(nn.Sigmoid() if cfg.hidden == "sigmoid" else nn.ReLU())
+        self.X = torch.from_numpy(data.X)
+        if cfg.data == "xor":
+            layers.append(nn.Sigmoid())
+            self.loss_fn: Any = nn.MSELoss()
+            self.T = torch.from_numpy(data.Y)
+        else:  # logits + CrossEntropyLoss = softmax output + cross-entropy
+            self.loss_fn = nn.CrossEntropyLoss()
+            self.T = torch.from_numpy(data.labels)
+        self.model = nn.Sequential(*layers)
+        params = list(self.model.parameters())
+        try:
+            self.opt = torch.optim.SGD(params, lr=cfg.learning_rate, momentum=MOMENTUM,
+                                       fused=True)
+            self.fused = True
+        except (RuntimeError, TypeError, ValueError):
+            self.opt = torch.optim.SGD(params, lr=cfg.learning_rate, momentum=MOMENTUM)
+            self.fused = False
+        self.n = data.X.shape[0]
+        self.bs = self.n if cfg.batch is None else cfg.batch
+
+    def run(self, epochs: int) -> float:
+        model, opt, loss_fn, X, T = self.model, self.opt, self.loss_fn, self.X, self.T
+        n, bs = self.n, self.bs
+        shuffle = bs < n
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            if shuffle:
+                perm = torch.randperm(n, generator=self.gen)
+                Xs, Ts = X.index_select(0, perm), T.index_select(0, perm)
+            else:
+                Xs, Ts = X, T
+            for start in range(0, n, bs):
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(Xs[start:start + bs]), Ts[start:start + bs])
+                loss.backward()
+                opt.step()
+        return time.perf_counter() - t0
+
+
+# -- matmul ceiling and probe -------------------------------------------------------------------
+
+
+@dataclass
+class _Matmul:
+    a: np.ndarray
+    b: np.ndarray
+    out: np.ndarray
+    flops: int
+    needed: bool  # the engine computes it (not dA for the first layer: inputs need no gradient)
+    iters: int = 1
+
+
+class MatmulCeiling:
+    """The three float32 matmuls per layer of one training step, at the exact shapes and
+    memory layouts the engine uses (transposes as views), timed one by one in NumPy."""
+
+    name = "ceiling"
+
+    def __init__(self, cfg: Config, batch: int, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+
+        def arr(*shape: int) -> np.ndarray:
+            return rng.standard_normal(shape, dtype=np.float32)
+
+        self.batch = batch
+        self.ops: list[_Matmul] = []
+        for i, (k, n) in enumerate(itertools.pairwise(cfg.sizes)):
+            A, W, D = arr(batch, k), arr(k, n), arr(batch, n)
+            f = 2 * batch * k * n
+            self.ops.append(_Matmul(A, W, np.empty((batch, n), np.float32), f, True))
+            self.ops.append(_Matmul(A.T, D, np.empty((k, n), np.float32), f, True))
+            self.ops.append(_Matmul(D, W.T, np.empty((batch, k), np.float32), f, i > 0))
+        self.flops = sum(op.flops for op in self.ops)  # = 6 * weights * batch
+
+    def calibrate(self) -> None:
+        budget = CEILING_SECONDS / len(self.ops)
+        for op in self.ops:
+            op.iters = 1
+            while True:
+                t = self._time(op)
+                if t * op.iters >= budget / 4 or op.iters >= 1 << 20:
+                    break
+                op.iters *= 4
+            op.iters = max(1, int(op.iters * budget / max(t * op.iters, 1e-9)))
+
+    @staticmethod
+    def _time(op: _Matmul) -> float:
+        matmul, a, b, out = np.matmul, op.a, op.b, op.out
+        t0 = time.perf_counter()
+        for _ in range(op.iters):
+            matmul(a, b, out=out)
+        return (time.perf_counter() - t0) / op.iters
+
+    def run(self) -> tuple[float, float]:
+        """Seconds per step: all 3 x layers matmuls, and those the engine needs."""
+        times = [self._time(op) for op in self.ops]
+        needed = sum(t for t, op in zip(times, self.ops, strict=True) if op.needed)
+        return sum(times), needed
+
+
+class Probe:
+    """A small matmul timed before each repeat; much slower than its best means a stall."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(1)
+        self.a = rng.standard_normal((PROBE_SIZE, PROBE_SIZE), dtype=np.float32)
+        self.b = rng.standard_normal((PROBE_SIZE, PROBE_SIZE), dtype=np.float32)
+        self.out = np.empty_like(self.a)
+        self.best = math.inf
+
+    def time(self) -> float:
+        best = math.inf
+        for _ in range(5):
+            t0 = time.perf_counter()
+            np.matmul(self.a, self.b, out=self.out)
+            best = min(best, time.perf_counter() - t0)
+        self.best = min(self.best, best)
+        return best
+
+    def calibrate(self) -> None:
+        for _ in range(10):
+            self.time()
+
+    def wait_until_quiet(self, max_wait: float) -> tuple[float, float]:
+        """Probe; while it is slow, pause and probe again (up to ``max_wait`` seconds).
+        Returns (last probe / best probe, seconds waited)."""
+        waited = 0.0
+        t = self.time()
+        while t > PROBE_SLOW * self.best and waited < max_wait:
+            time.sleep(0.5)
+            waited += 0.5
+            t = self.time()
+        return t / self.best, waited
+
+
+# -- one configuration at one thread count --------------------------------------------------
+
+
+@dataclass
+class Repeat:
+    rates: dict[str, float]  # samples (or steps) per second
+    ceiling: float  # samples (steps) per second at the all-matmuls ceiling
+    ceiling_needed: float  # same, counting only the matmuls the engine needs
+    ceiling_gflops: float  # the matmul rate behind ``ceiling``
+    probe: float  # probe time / best probe time, before the repeat
+    waited: float
+    stalled: bool
+
+
+@dataclass
+class Result:
+    cfg: Config
+    threads: int
+    rows: int
+    epochs: int
+    repeats: list[Repeat] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def used(self) -> list[Repeat]:
+        """Repeats without a stalled probe, unless fewer than half of them are clean."""
+        clean = [r for r in self.repeats if not r.stalled]
+        return clean if 2 * len(clean) >= len(self.repeats) and clean else self.repeats
+
+    def median(self, fn: Any) -> float | None:
+        values = [fn(r) for r in self.used()]
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    def summary(self) -> dict[str, Any]:
+        names = list(self.repeats[0].rates) if self.repeats else []
+        out: dict[str, Any] = {
+            "unit": "steps/s" if self.cfg.steps_unit else "samples/s",
+            "rows": self.rows,
+            "epochs_per_repeat": self.epochs,
+            "repeats": len(self.repeats),
+            "repeats_used": len(self.used()),
+            "stalled_repeats": sum(r.stalled for r in self.repeats),
+        }
+        for name in names:
+            out[name] = self.median(lambda r, k=name: r.rates[k])
+        for name in names:
+            if name != "engine":
+                out[f"engine_over_{name}"] = self.median(
+                    lambda r, k=name: r.rates["engine"] / r.rates[k])
+        flops_per_sample = 6 * self.cfg.n_weights
+        out["ceiling"] = self.median(lambda r: r.ceiling)
+        out["ceiling_gflops"] = self.median(lambda r: r.ceiling_gflops)
+        out["engine_over_ceiling"] = self.median(lambda r: r.rates["engine"] / r.ceiling)
+        out["ceiling_needed"] = self.median(lambda r: r.ceiling_needed)
+        out["engine_over_ceiling_needed"] = self.median(
+            lambda r: r.rates["engine"] / r.ceiling_needed)
+        per_rate = self.rows if self.cfg.batch is None else 1  # D: a step is all the rows
+        out["engine_gflops"] = out["engine"] * per_rate * flops_per_sample / 1e9
+        out["probe_max"] = max((r.probe for r in self.repeats), default=None)
+        out.update(self.extra)
+        return out
+
+
+def run_config(cfg: Config, threads: int, *, quick: bool, repeats: int, use_torch: bool,
+               max_wait: float, probe: Probe) -> Result:
+    rows = cfg.quick_rows if quick else cfg.rows
+    epochs = cfg.quick_epochs if quick else cfg.epochs
+    data = make_data(cfg, rows)
+    rows = data.X.shape[0]
+    batch = rows if cfg.batch is None else min(cfg.batch, rows)
+    runners: list[Any] = [EngineRunner(cfg, data, 0), SklearnRunner(cfg, data, 0)]
+    if use_torch:
+        runners.append(TorchRunner(cfg, data, 0))
+    ceiling = MatmulCeiling(cfg, batch)
+    ceiling.calibrate()
+    result = Result(cfg, threads, rows, epochs)
+    warm = max(1, epochs // 10)
+    for runner in runners:  # first-call costs (buffers, caches, lazy imports) out of the timing
+        runner.run(warm)
+        time.sleep(PAUSE)
+    sk = runners[1]
+    result.extra["sklearn_dtype"] = sk.dtype()
+    result.extra["engine_dtype"] = str(runners[0].network.dtype)
+    if use_torch:
+        result.extra["torch_dtype"] = str(runners[2].model[0].weight.dtype).removeprefix("torch.")
+        result.extra["torch_fused_sgd"] = runners[2].fused
+    work = rows * epochs if cfg.batch is not None else epochs
+    units = [*runners, ceiling]
+    max_runs = repeats + max(2, repeats // 2)  # re-runs allowed for stalled repeats
+    while len(result.repeats) < max_runs:
+        if sum(not x.stalled for x in result.repeats) >= repeats:
+            break
+        n = len(result.repeats)
+        ratio, waited = probe.wait_until_quiet(max_wait)
+        order = units[n % len(units):] + units[:n % len(units)]  # rotate who goes first
+        rates: dict[str, float] = {}
+        t_all = t_needed = math.nan
+        for unit in order:
+            gc.collect()
+            time.sleep(PAUSE)
+            if unit is ceiling:
+                t_all, t_needed = ceiling.run()
+            else:
+                rates[unit.name] = work / unit.run(epochs)
+        per_step = 1 if cfg.batch is None else batch  # full batch: steps, not samples
+        rep = Repeat({k: rates[k] for k in ("engine", "sklearn", "torch") if k in rates},
+                     per_step / t_all, per_step / t_needed, ceiling.flops / t_all / 1e9,
+                     ratio, waited, ratio > PROBE_SLOW)
+        result.repeats.append(rep)
+        log(f"  {cfg.key} threads={threads} repeat {n + 1}: "
+            + "  ".join(f"{k} {v:,.0f}" for k, v in rep.rates.items())
+            + f"  ceiling {rep.ceiling:,.0f}  probe x{ratio:.2f}"
+            + (f" (waited {waited:.1f}s)" if waited else "") + (" STALLED" if rep.stalled else ""))
+    return result
+
+
+# -- the NumPy calls of one engine step (config D) ------------------------------------------
+
+
+def engine_step_seconds_d(threads: int) -> float:
+    """Seconds per training step of the engine on XOR (long run, best of 3)."""
+    cfg = CONFIGS["D"]
+    with threadpool_limits(threads):
+        runner = EngineRunner(cfg, make_data(cfg, 4), 0)
+        runner.run(1000)
+        return min(runner.run(5000) / 5000 for _ in range(3))
+
+
+def numpy_call_seconds() -> float:
+    """Cost of one small in-place NumPy ufunc call (``a *= b`` on 4x2 float32), the unit cost
+    of the engine's per-step NumPy calls on tiny networks."""
+    a = np.ones((4, 2), np.float32)
+    b = np.ones((4, 2), np.float32)
+    n = 200_000
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            np.multiply(a, b, out=a)
+        best = min(best, (time.perf_counter() - t0) / n)
+    return best
+
+
+# Counted by reading backprop/training.py, network.py, activations.py, losses.py and
+# optimizers.py (commit in the JSON): a full-batch XOR step (2-2-1 sigmoid, MSE, SGD momentum).
+ENGINE_D_NUMPY_CALLS: dict[str, int] = {
+    "epoch: copyto(last_good, params)": 1,
+    "batch slices Xs[a:b], Ys[a:b]": 2,
+    "forward, 2 layers x (matmul, += bias, sigmoid: *=, tanh, +=, *=)": 12,
+    "MSE value_and_delta: subtract, vdot, *=": 3,
+    "sigmoid backward at the output: subtract, *=, *=": 3,
+    "layer 1 backward: .T, matmul, add.reduce, .T, matmul, sigmoid backward (3)": 8,
+    "layer 0 backward: .T, matmul, add.reduce": 3,
+    "SGD momentum: multiply, *=, -=, +=": 4,
+    "epoch end: isfinite(params).all()": 2,
+}
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def fmt_rate(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def fmt_ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def print_table(threads: int, summaries: dict[str, dict[str, Any]]) -> None:
+    print(f"\nthreads = {threads}   (rates: samples/s; D: steps/s; ratios: median of per-repeat "
+          "ratios)")
+    head = (f"{'config':<30}{'engine':>11}{'sklearn':>11}{'torch':>11}{'eng/skl':>9}"
+            f"{'eng/torch':>10}{'ceiling':>11}{'GFLOP/s':>9}{'eng/ceil':>9}")
+    print(head)
+    print("-" * len(head))
+    for key, s in summaries.items():
+        cfg = CONFIGS[key]
+        batch = "full" if cfg.batch is None else cfg.batch
+        label = f"{key} {cfg.arch()} b{batch} {cfg.title} {s['rows']:,}"
+        print(f"{label:<30}{fmt_rate(s['engine']):>11}{fmt_rate(s['sklearn']):>11}"
+              f"{fmt_rate(s.get('torch')):>11}{fmt_ratio(s['engine_over_sklearn']):>9}"
+              f"{fmt_ratio(s.get('engine_over_torch')):>10}{fmt_rate(s['ceiling']):>11}"
+              f"{s['ceiling_gflops']:>9.1f}{fmt_ratio(s['engine_over_ceiling']):>9}")
+
+
+def evaluate_targets(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for key, against, minimum in TARGETS:
+        s = summaries.get(key)
+        value = None if s is None else s.get(f"engine_over_{against}")
+        out.append({"config": key, "against": against, "target": minimum, "value": value,
+                    "met": None if value is None else bool(value >= minimum)})
+    return out
+
+
+def print_targets(targets: list[dict[str, Any]], threads: int) -> None:
+    print(f"\ntargets (threads = {threads}): engine / other, or engine / ceiling")
+    for t in targets:
+        value = "-" if t["value"] is None else f"{t['value']:.2f}"
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
+        print(f"  {t['config']} vs {t['against']:<8} >= {t['target']:<5} got {value:<6} {verdict}")
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=True)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "backprop"],
+                               capture_output=True, text=True, timeout=5, check=True)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for i in threadpool_info()]
+    return {"cpu": cpu, "cpu_count": os.cpu_count(),
+            "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "platform": platform.platform(), "threadpools": blas}
+
+
+def versions() -> dict[str, Any]:
+    import sklearn
+
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__,
+            "torch": None if torch is None else torch.__version__,
+            "engine_commit": git_commit()}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: fewer rows and epochs, 2 repeats (< 1 minute)")
+    p.add_argument("--threads", default=None,
+                   help="comma-separated thread counts, the first is the main setting "
+                        "(default 1,2; --quick: 1)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 5; quick 2)")
+    p.add_argument("--configs", default="ABCD", help="which configurations, e.g. AD")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    p.add_argument("--max-wait", type=float, default=None,
+                   help="seconds to wait for a stalled probe before a repeat (default 20)")
+    p.add_argument("--json", type=Path, default=None, help="also write the JSON to this file")
+    args = p.parse_args(argv)
+    args.threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
+    args.repeats = args.repeats or (2 if args.quick else 5)
+    args.max_wait = args.max_wait if args.max_wait is not None else (2.0 if args.quick else 20.0)
+    keys = [k for k in args.configs.upper() if k in CONFIGS]
+    if not keys:
+        p.error(f"--configs must name some of {''.join(CONFIGS)}")
+    args.configs = keys
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    use_torch = torch is not None and not args.no_torch
+    started = time.perf_counter()
+    results: dict[str, dict[str, Any]] = {}
+    all_targets: dict[str, list[dict[str, Any]]] = {}
+    for threads in args.threads:
+        if use_torch:
+            torch.set_num_threads(threads)
+        summaries: dict[str, dict[str, Any]] = {}
+        with threadpool_limits(threads):
+            probe = Probe()
+            probe.calibrate()
+            for key in args.configs:
+                log(f"{key}: threads={threads}")
+                res = run_config(CONFIGS[key], threads, quick=args.quick, repeats=args.repeats,
+                                 use_torch=use_torch, max_wait=args.max_wait, probe=probe)
+                summaries[key] = res.summary()
+        results[str(threads)] = summaries
+        all_targets[str(threads)] = evaluate_targets(summaries)
+
+    step_d = engine_step_seconds_d(args.threads[0]) if "D" in args.configs else None
+    call = numpy_call_seconds()
+    calls_d = sum(ENGINE_D_NUMPY_CALLS.values())
+
+    for threads in args.threads:
+        print_table(threads, results[str(threads)])
+    main_threads = args.threads[0]
+    print_targets(all_targets[str(main_threads)], main_threads)
+    for threads in args.threads[1:]:
+        print_targets(all_targets[str(threads)], threads)
+    if step_d is not None:
+        print(f"\nengine, D: {step_d * 1e6:.1f} us per step; {calls_d} NumPy calls per step "
+              f"x {call * 1e6:.2f} us per small NumPy call = {calls_d * call * 1e6:.1f} us")
+    elapsed = time.perf_counter() - started
+    print(f"elapsed {elapsed:.0f} s")
+    report = {
+        "bench": "bench/engine.py",
+        "command": " ".join(["python", "bench/engine.py", *(sys.argv[1:] if argv is None
+                                                            else argv)]),
+        "quick": args.quick,
+        "main_threads": main_threads,
+        "threads": args.threads,
+        "machine": machine(),
+        "versions": versions(),
+        "configs": {k: {"sizes": list(CONFIGS[k].sizes), "batch": CONFIGS[k].batch or "full",
+                        "data": CONFIGS[k].data, "weights": CONFIGS[k].n_weights}
+                    for k in args.configs},
+        "results": results,
+        "targets": all_targets,
+        "engine_d": {"numpy_calls_per_step": calls_d,
+                     "seconds_per_step": step_d,
+                     "seconds_per_small_numpy_call": call},
+        "elapsed_seconds": round(elapsed, 1),
+    }
+    line = json.dumps(report, separators=(",", ":"), default=str)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(line + "\n")
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

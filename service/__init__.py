@@ -1,0 +1,1 @@
+"""The HTTP service: Flask app, persistence, and the Celery client that sends tasks by name."""

@@ -1,0 +1,51 @@
+"""What every ``/v1`` blueprint shares: authentication, JSON body checks, pagination."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, request
+from flask_openapi3 import APIBlueprint, Tag
+
+from .. import auth
+from ..app import session
+from ..config import Settings
+from ..errors import APIError
+
+SECURITY = [{"bearer": []}]
+
+
+def settings() -> Settings:
+    return current_app.config["SETTINGS"]
+
+
+def blueprint(name: str, tag: str, description: str) -> APIBlueprint:
+    bp = APIBlueprint(name, __name__, url_prefix="/v1",
+                      abp_tags=[Tag(name=tag, description=description)],
+                      abp_security=SECURITY)
+
+    @bp.before_request
+    def _authenticate() -> None:
+        g.tenant_id = auth.authenticate(session(), request.headers.get("Authorization"))
+        if request.method in ("POST", "PUT", "PATCH") and request.content_length:
+            allowed = getattr(current_app.view_functions.get(request.endpoint), "body_types",
+                              ("application/json",))
+            if request.mimetype not in allowed:
+                raise APIError(415, "Unsupported Media Type",
+                               f"the body must be {' or '.join(allowed)}, got "
+                               f"{request.mimetype or 'no Content-Type'!r}")
+            if request.mimetype == "application/json":
+                request.get_json()  # malformed JSON -> 400 now, before validation
+
+    return bp
+
+
+def tenant() -> str:
+    return g.tenant_id
+
+
+def page(items: list[dict[str, Any]], limit: int, cursor_of: Any) -> dict[str, Any]:
+    """``items`` holds up to ``limit + 1`` rows; the extra one means there is a next page."""
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_cursor": str(cursor_of(items[-1])) if more else None}

@@ -1,0 +1,94 @@
+"""``/v1/datasets``: upload (JSON or CSV), list, get, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request, url_for
+from sqlalchemy import select
+
+from .. import datasets
+from ..app import session
+from ..errors import APIError, not_found
+from ..models import Blob, Dataset, Job
+from ..schemas import DatasetCreate, DatasetOut, DatasetPage, DatasetPath, ListQuery, Problem
+from .common import blueprint, page, settings, tenant
+
+bp = blueprint("datasets", "datasets", "Upload training data as JSON or CSV.")
+
+
+def out(ds: Dataset) -> dict[str, Any]:
+    return {"id": ds.id, "name": ds.name, "rows": ds.rows, "features": ds.features,
+            "outputs": ds.outputs, "task": ds.task, "classes": ds.classes,
+            "feature_names": ds.feature_names, "sha256": ds.sha256,
+            "created_at": ds.created_at.isoformat()}
+
+
+def _get(dataset_id: str) -> Dataset:
+    ds = session().get(Dataset, dataset_id)
+    if ds is None or ds.tenant_id != tenant():
+        raise not_found("dataset", dataset_id)
+    return ds
+
+
+@bp.post("/datasets", responses={201: DatasetOut, 400: Problem})
+def create_dataset() -> Any:
+    """Upload a dataset: a JSON body, or `text/csv` with `?name=...&target=col[,col]`."""
+    limits = settings().limits
+    if request.mimetype == "text/csv":
+        extra = set(request.args) - {"name", "target"}
+        if extra:
+            raise APIError(422, "Unprocessable Content", f"unknown query parameter "
+                           f"{sorted(extra)[0]!r}; a CSV upload takes name and target",
+                           errors=[{"loc": ["query", sorted(extra)[0]],
+                                    "msg": "unknown query parameter"}])
+        parsed = datasets.from_csv(request.get_data(), request.args.get("name"),
+                                   request.args.get("target"), limits)
+    else:
+        if request.args:
+            key = next(iter(request.args))
+            raise APIError(422, "Unprocessable Content", f"unknown query parameter {key!r} "
+                           "(name and target are for CSV uploads)",
+                           errors=[{"loc": ["query", key], "msg": "unknown query parameter"}])
+        parsed = datasets.from_json(DatasetCreate.model_validate(request.get_json()), limits)
+    ds = datasets.store(session(), tenant(), parsed)
+    session().commit()
+    return out(ds), 201, {"Location": url_for(".get_dataset", dataset_id=ds.id)}
+
+
+create_dataset.body_types = ("application/json", "text/csv")  # type: ignore[attr-defined]
+
+
+@bp.get("/datasets", responses={200: DatasetPage})
+def list_datasets(query: ListQuery) -> Any:
+    """Datasets of this API key's tenant, newest first."""
+    stmt = select(Dataset).where(Dataset.tenant_id == tenant())
+    if query.cursor:
+        stmt = stmt.where(Dataset.id < query.cursor)
+    rows = session().scalars(stmt.order_by(Dataset.id.desc()).limit(query.limit + 1)).all()
+    return page([out(ds) for ds in rows], query.limit, lambda item: item["id"])
+
+
+@bp.get("/datasets/<dataset_id>", responses={200: DatasetOut})
+def get_dataset(path: DatasetPath) -> Any:
+    return out(_get(path.dataset_id))
+
+
+@bp.delete("/datasets/<dataset_id>", responses={204: None, 409: Problem})
+def delete_dataset(path: DatasetPath) -> Any:
+    """Delete a dataset; `409` while a queued or running job uses it."""
+    ds = _get(path.dataset_id)
+    s = session()
+    busy = s.scalar(select(Job.id).where(Job.dataset_id == ds.id,
+                                         Job.status.in_(("queued", "running"))).limit(1))
+    if busy:
+        raise APIError(409, "Conflict", f"dataset {ds.id} is used by job {busy}, which is "
+                       "queued or running; cancel it or wait for it to finish")
+    # Finished jobs and models keep the dataset's id as a plain reference.
+    blob = s.get(Blob, ds.blob_id)
+    s.delete(ds)
+    s.flush()
+    if blob is not None:
+        s.delete(blob)
+    s.commit()
+    return "", 204

@@ -1,0 +1,89 @@
+"""``/v1/jobs``: start training, poll, read the history, cancel, list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, url_for
+from sqlalchemy import select
+
+from .. import jobs
+from ..app import session
+from ..errors import APIError
+from ..models import EpochRecord, Job
+from ..schemas import (
+    HistoryPage,
+    IdempotencyHeader,
+    JobCreate,
+    JobListQuery,
+    JobOut,
+    JobPage,
+    JobPath,
+    ListQuery,
+    Problem,
+)
+from .common import blueprint, page, settings, tenant
+
+bp = blueprint("jobs", "jobs", "Train networks asynchronously and follow their progress.")
+
+
+@bp.post("/jobs", responses={202: JobOut, 200: JobOut, 400: Problem})
+def create_job(body: JobCreate, header: IdempotencyHeader) -> Any:
+    """Start a training job. With `Idempotency-Key`, a retry within 24 h returns the first job
+    (`200`) instead of starting another."""
+    s = session()
+    job, created = jobs.create(s, tenant(), body, settings().limits, header.idempotency_key)
+    s.commit()  # commit first...
+    headers = {"Location": url_for(".get_job", job_id=job.id)}
+    if not created:
+        return jobs.out(job), 200, {**headers, "Idempotent-Replayed": "true"}
+    jobs.enqueue(s, current_app.extensions["celery"], job)  # ...then enqueue, the id only
+    return jobs.out(job), 202, headers
+
+
+@bp.get("/jobs", responses={200: JobPage})
+def list_jobs(query: JobListQuery) -> Any:
+    """Jobs of this tenant, newest first; `?status=running` filters."""
+    stmt = select(Job).where(Job.tenant_id == tenant())
+    if query.status:
+        stmt = stmt.where(Job.status == query.status)
+    if query.cursor:
+        stmt = stmt.where(Job.id < query.cursor)
+    rows = session().scalars(stmt.order_by(Job.id.desc()).limit(query.limit + 1)).all()
+    return page([jobs.out(j) for j in rows], query.limit, lambda item: item["id"])
+
+
+@bp.get("/jobs/<job_id>", responses={200: JobOut})
+def get_job(path: JobPath) -> Any:
+    return jobs.out(jobs.get(session(), tenant(), path.job_id))
+
+
+
+
+@bp.get("/jobs/<job_id>/history", responses={200: HistoryPage})
+def get_history(path: JobPath, query: ListQuery) -> Any:
+    """One row per finished epoch, in order; `cursor` is the last epoch already seen."""
+    job = jobs.get(session(), tenant(), path.job_id)
+    after = 0
+    if query.cursor:
+        if not query.cursor.isdigit():
+            raise APIError(422, "Unprocessable Content", "cursor must be a next_cursor value "
+                           "from a previous page", errors=[{"loc": ["query", "cursor"],
+                                                            "msg": "not a valid cursor"}])
+        after = int(query.cursor)
+    rows = session().scalars(
+        select(EpochRecord).where(EpochRecord.job_id == job.id, EpochRecord.epoch > after)
+        .order_by(EpochRecord.epoch).limit(query.limit + 1)).all()
+    items = [{"epoch": r.epoch, "loss": r.loss, "val_loss": r.val_loss, "accuracy": r.accuracy,
+              "val_accuracy": r.val_accuracy, "learning_rate": r.learning_rate,
+              "seconds": r.seconds} for r in rows]
+    return page(items, query.limit, lambda item: item["epoch"])
+
+
+@bp.post("/jobs/<job_id>/cancel", responses={202: JobOut, 409: Problem})
+def cancel_job(path: JobPath) -> Any:
+    """Cancel: a queued job never starts; a running one stops within one epoch."""
+    s = session()
+    job = jobs.get(s, tenant(), path.job_id)
+    jobs.cancel(s, job)
+    return jobs.out(job), 202

@@ -1,0 +1,132 @@
+"""The Flask application factory. Nothing runs at import time."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import Request, Response, g, redirect, request
+from flask.json.provider import JSONProvider
+from flask_openapi3 import Info, OpenAPI
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import UnsupportedMediaType
+
+from . import db, errors
+from .config import Settings
+from .openapi_doc import finish_document
+from .queue import make_celery
+
+log = logging.getLogger(__name__)
+
+
+class OrjsonProvider(JSONProvider):
+    """Fast JSON; parsing rejects NaN, Infinity and numbers that overflow to infinity."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY),
+                                        mimetype="application/json")
+
+
+class APIRequest(Request):
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        if e is None:
+            raise UnsupportedMediaType(
+                f"the body must be JSON (Content-Type: application/json), got "
+                f"{self.mimetype or 'no Content-Type'!r}")
+        raise errors.APIError(400, "Malformed JSON",
+                              f"the body is not valid JSON: {e}. (NaN, Infinity and numbers "
+                              "too large for a double are not accepted.)")
+
+
+class ServiceApp(OpenAPI):
+    """flask-openapi3's app, with the document finished for problem details and auth."""
+
+    request_class = APIRequest
+
+    @property
+    def api_doc(self) -> dict[str, Any]:
+        if not self.spec_json:
+            self.generate_spec_json()
+            finish_document(self.spec_json)
+        return self.spec_json
+
+
+def _validation_error(exc: ValidationError) -> Response:
+    title = exc.title or ""
+    prefix: list[str | int] = []
+    if title.endswith("Query"):
+        prefix = ["query"]
+    elif title.endswith("Path"):
+        prefix = ["path"]
+    elif title.endswith("Header"):
+        prefix = ["header"]
+    err = errors.validation_problem(exc, prefix)
+    return errors.problem(err.status, err.title, err.detail, err.errors)
+
+
+def session() -> Session:
+    """The request's database session (made on first use, closed at teardown)."""
+    if "db" not in g:
+        g.db = db.new_session()
+    return g.db
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> ServiceApp:
+    """Build the app. ``overrides`` are settings (see ``Settings``) for tests."""
+    settings = Settings.from_env(**(overrides or {}))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = ServiceApp(
+        __name__,
+        info=Info(title="backprop-service", version="1.0.0",
+                  description="Train multi-layer perceptrons by backpropagation (NumPy) on "
+                              "a Celery worker and serve their predictions."),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        doc_prefix="/docs",
+        doc_url="/openapi.json",
+        validation_error_callback=_validation_error,
+    )
+    app.json = OrjsonProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_request_bytes
+    app.config["SETTINGS"] = settings
+    app.extensions["celery"] = make_celery(settings)
+    db.configure(settings.database_url)
+
+    errors.register(app)
+
+    from .api import datasets, jobs, models, ops
+
+    for module in (datasets, jobs, models):
+        app.register_api(module.bp)
+    app.register_api(ops.bp)
+
+    @app.get("/openapi.json", doc_ui=False)
+    def openapi_json() -> Response:
+        return app.json.response(app.api_doc)
+
+    @app.get("/docs", doc_ui=False)
+    def docs() -> Any:
+        return redirect("/docs/swagger", code=302)
+
+    @app.teardown_appcontext
+    def _close_session(_: BaseException | None) -> None:
+        s = g.pop("db", None)
+        if s is not None:
+            s.close()
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.path.startswith("/v1"):
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    return app

@@ -1,0 +1,162 @@
+"""Training jobs: creation (spec checks, limits, idempotency), cancellation, serialisation."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from celery import Celery
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from backprop import count_parameters, resolve_spec
+
+from . import datasets
+from .config import Limits
+from .errors import APIError, invalid, not_found
+from .models import Dataset, Job, new_id, utcnow
+from .queue import send_training
+from .schemas import JobCreate
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def _request_hash(body: JobCreate) -> str:
+    return hashlib.sha256(orjson.dumps(body.model_dump(mode="json"),
+                                       option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def check_limits(spec: dict[str, Any], ds: Dataset, limits: Limits) -> None:
+    layers = spec["network"]["layers"]
+    if len(layers) > limits.max_layers:
+        raise invalid(["network", "layers"], f"{len(layers)} layers is more than the limit of "
+                      f"{limits.max_layers} (MAX_LAYERS)")
+    for i, layer in enumerate(layers):
+        if layer["units"] > limits.max_units:
+            raise invalid(["network", "layers", i, "units"], f"{layer['units']} units is more "
+                          f"than the limit of {limits.max_units} (MAX_UNITS)")
+    params = count_parameters(ds.features, [layer["units"] for layer in layers])
+    if params > limits.max_parameters:
+        raise invalid(["network", "layers"], f"the network has {params} parameters, more than "
+                      f"the limit of {limits.max_parameters} (MAX_PARAMETERS)")
+    training = spec["training"]
+    if training["epochs"] > limits.max_epochs:
+        raise invalid(["training", "epochs"], f"{training['epochs']} epochs is more than the "
+                      f"limit of {limits.max_epochs} (MAX_EPOCHS)")
+    n_val = round(ds.rows * training["validation_split"])
+    if training["validation_split"] > 0 and (n_val < 1 or ds.rows - n_val < 1):
+        raise invalid(["training", "validation_split"], f"{training['validation_split']} of "
+                      f"{ds.rows} rows leaves no {'validation' if n_val < 1 else 'training'} rows")
+    work = training["epochs"] * (ds.rows - n_val)
+    if work > limits.max_epoch_rows:
+        raise invalid(["training", "epochs"], f"epochs x training rows = {work} is more than the "
+                      f"limit of {limits.max_epoch_rows} (MAX_EPOCH_ROWS)")
+
+
+def find_idempotent(s: Session, tenant_id: str, key: str, body: JobCreate) -> Job | None:
+    job = s.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
+    if job is None:
+        return None
+    if job.created_at < utcnow() - IDEMPOTENCY_WINDOW:
+        job.idempotency_key = None  # expired: the key is free again
+        s.flush()
+        return None
+    if job.request_hash != _request_hash(body):
+        raise APIError(422, "Idempotency-Key reused",
+                       "this Idempotency-Key was used within 24 h with a different body; "
+                       "use a new key for a different job",
+                       errors=[{"loc": ["header", "Idempotency-Key"],
+                                "msg": "reused with a different body"}])
+    return job
+
+
+def create(s: Session, tenant_id: str, body: JobCreate, limits: Limits,
+           idempotency_key: str | None) -> tuple[Job, bool]:
+    """Make the job row (and the inline dataset). Returns ``(job, created)``."""
+    if idempotency_key:
+        existing = find_idempotent(s, tenant_id, idempotency_key, body)
+        if existing is not None:
+            return existing, False
+    if body.dataset is not None:
+        try:
+            ds = datasets.store(s, tenant_id, datasets.from_json(body.dataset, limits))
+        except APIError as exc:
+            for err in exc.errors or []:
+                err["loc"] = ["dataset", *err["loc"]]
+            raise
+        s.flush()
+    else:
+        ds = s.get(Dataset, body.dataset_id)
+        if ds is None or ds.tenant_id != tenant_id:
+            raise invalid(["dataset_id"], f"no dataset with id {body.dataset_id!r}")
+    spec = resolve_spec(body.engine_spec(), n_inputs=ds.features, n_outputs=ds.outputs,
+                        task=ds.task)
+    check_limits(spec, ds, limits)
+    job = Job(id=new_id("job"), tenant_id=tenant_id, dataset_id=ds.id, status="queued",
+              spec=spec, epochs=spec["training"]["epochs"], idempotency_key=idempotency_key,
+              request_hash=_request_hash(body) if idempotency_key else None)
+    s.add(job)
+    return job, True
+
+
+def enqueue(s: Session, celery: Celery, job: Job) -> bool:
+    """Send the (committed) job to the broker and record that it was sent. A broker that is
+    down leaves the job in the outbox (``enqueued_at`` empty) for the reaper to send later."""
+    try:
+        send_training(celery, job.id)
+    except Exception as exc:  # kombu raises several kinds of connection errors
+        log.warning("broker unreachable, job %s stays in the outbox: %s", job.id, exc)
+        return False
+    s.execute(update(Job).where(Job.id == job.id, Job.enqueued_at.is_(None))
+              .values(enqueued_at=utcnow()))
+    s.commit()
+    return True
+
+
+def cancel(s: Session, job: Job) -> None:
+    if job.status in FINISHED:
+        raise APIError(409, "Conflict", f"job {job.id} has already finished ({job.status})")
+    # One statement, guarded by status, so a worker finishing at the same moment wins cleanly.
+    queued = s.execute(update(Job).where(Job.id == job.id, Job.status == "queued")
+                       .values(status="cancelled", cancel_requested=True,
+                               finished_at=utcnow())).rowcount
+    if not queued:
+        s.execute(update(Job).where(Job.id == job.id, Job.status == "running")
+                  .values(cancel_requested=True))
+    s.commit()
+    s.refresh(job)
+
+
+def get(s: Session, tenant_id: str, job_id: str) -> Job:
+    job = s.get(Job, job_id)
+    if job is None or job.tenant_id != tenant_id:
+        raise not_found("job", job_id)
+    return job
+
+
+def out(job: Job) -> dict[str, Any]:
+    epochs = job.epochs or 1
+    error = {"title": job.error_title, "detail": job.error_detail or ""} \
+        if job.error_title else None
+    return {
+        "id": job.id,
+        "status": job.status,
+        "dataset_id": job.dataset_id,
+        "spec": job.spec,
+        "progress": {"epoch": job.epoch, "epochs": job.epochs,
+                     "fraction": 1.0 if job.status == "succeeded" else job.epoch / epochs,
+                     "eta_seconds": job.eta_seconds if job.status == "running" else None},
+        "metrics": job.metrics,
+        "model_id": job.model_id,
+        "error": error,
+        "attempts": job.attempts,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }

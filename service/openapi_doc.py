@@ -1,0 +1,80 @@
+"""Finishing the generated OpenAPI document: problem-details error responses as they are really
+sent, bearer auth on ``/v1``, and both body types of the dataset upload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .schemas import DatasetCreate, Problem
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+ERRORS = {
+    "400": "Malformed request (e.g. JSON that does not parse)",
+    "401": "Missing or invalid API key",
+    "404": "No such resource for this API key's tenant",
+    "405": "Method not allowed",
+    "413": "A size limit was exceeded (the limit is named)",
+    "415": "Unsupported Content-Type",
+    "422": "Validation failed; `errors` lists each field",
+    "429": "Rate limit exceeded; see Retry-After",
+    "503": "Database or broker unavailable; retry later",
+}
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": PROBLEM_REF}}}
+
+
+def finish_document(doc: dict[str, Any]) -> None:
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in problem.pop("$defs", {}).items():
+        schemas[name] = sub
+    schemas["Problem"] = problem
+    schemas.pop("ValidationErrorModel", None)
+    dataset = DatasetCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in dataset.pop("$defs", {}).items():
+        schemas[name] = sub
+    schemas["DatasetCreate"] = dataset
+
+    for path, item in doc.get("paths", {}).items():
+        for method, op in item.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            responses = op["responses"]
+            for code, resp in list(responses.items()):
+                if code.startswith(("4", "5")):
+                    responses[code] = _problem_response(resp.get("description") or
+                                                        ERRORS.get(code, "Error"))
+            if not path.startswith("/v1"):
+                op.pop("security", None)
+                if path == "/readyz":
+                    responses["503"] = {"description": "A dependency is down",
+                                        "content": {"application/json": {
+                                            "schema": {"$ref": "#/components/schemas/Ready"}}}}
+                continue
+            wanted = ["401", "405", "422", "429", "503"]
+            if "{" in path:
+                wanted.append("404")
+            if method in ("post", "put", "patch"):
+                wanted += ["400", "413", "415"]
+            for code in wanted:
+                responses.setdefault(code, _problem_response(ERRORS[code]))
+            op["security"] = [{"bearer": []}]
+            if path == "/v1/datasets" and method == "post":
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/DatasetCreate"}},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                }
+                op.setdefault("parameters", []).extend([
+                    {"name": "name", "in": "query", "required": False,
+                     "description": "Dataset name (CSV uploads)", "schema": {"type": "string"}},
+                    {"name": "target", "in": "query", "required": False,
+                     "description": "Target column(s), comma-separated (CSV uploads)",
+                     "schema": {"type": "string"}},
+                ])

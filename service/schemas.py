@@ -1,0 +1,295 @@
+"""Request and response schemas (pydantic v2). Inputs forbid unknown fields and non-finite numbers.
+
+Responses are built as plain dicts by the views; the output models here document them in the
+OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+
+from backprop.activations import ACTIVATIONS
+from backprop.initializers import INITIALIZERS
+from backprop.losses import LOSSES
+from backprop.optimizers import OPTIMIZERS
+from backprop.schedules import SCHEDULES
+
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+PositiveNumber = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
+NonNegative = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
+Fraction = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, lt=1)]
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+Name = Annotated[str, Field(strict=True, min_length=1, max_length=200)]
+Label = Annotated[StrictStr, Field(min_length=1, max_length=200)] | StrictInt
+Row = Annotated[list[Number], Field(min_length=1)]
+
+Activation = Literal[tuple(sorted(ACTIVATIONS))]  # type: ignore[valid-type]
+Init = Literal[tuple(sorted(INITIALIZERS))]  # type: ignore[valid-type]
+LossName = Literal[tuple(sorted(LOSSES))]  # type: ignore[valid-type]
+OptimizerName = Literal[tuple(sorted(OPTIMIZERS))]  # type: ignore[valid-type]
+ScheduleName = Literal[tuple(sorted(SCHEDULES))]  # type: ignore[valid-type]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# -- datasets --------------------------------------------------------------------------------
+
+
+class DatasetCreate(Input):
+    """A dataset as JSON: ``targets`` (numbers) for regression, or ``labels`` for classification."""
+
+    name: Name
+    inputs: Annotated[list[Row], Field(min_length=1)]
+    targets: Annotated[list[Row], Field(min_length=1)] | None = None
+    labels: Annotated[list[Label], Field(min_length=1)] | None = None
+    feature_names: list[Name] | None = None
+
+    @model_validator(mode="after")
+    def _one_target_kind(self) -> DatasetCreate:
+        if (self.targets is None) == (self.labels is None):
+            raise ValueError("give exactly one of 'targets' (numbers, for regression) or "
+                             "'labels' (class names, for classification)")
+        return self
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    rows: int
+    features: int
+    outputs: int
+    task: Literal["regression", "classification"]
+    classes: list[str | int] | None
+    feature_names: list[str]
+    sha256: str
+    created_at: datetime
+
+
+# -- jobs --------------------------------------------------------------------------------------
+
+
+class LayerIn(Input):
+    units: PositiveInt
+    activation: Activation | None = None
+    init: Init | None = None
+
+
+class NetworkIn(Input):
+    layers: Annotated[list[LayerIn], Field(min_length=1)]
+    init: Init | None = None
+    init_scale: PositiveNumber | None = None
+
+
+class OptimizerIn(Input):
+    name: OptimizerName = "sgd"
+    learning_rate: PositiveNumber | None = None
+    momentum: Fraction | None = None
+    nesterov: StrictBool | None = None
+    beta1: Fraction | None = None
+    beta2: Fraction | None = None
+    rho: Fraction | None = None
+    epsilon: PositiveNumber | None = None
+    eta_plus: PositiveNumber | None = None
+    eta_minus: PositiveNumber | None = None
+    step_min: NonNegative | None = None
+    step_max: PositiveNumber | None = None
+
+
+class ScheduleIn(Input):
+    name: ScheduleName = "constant"
+    step_size: PositiveInt | None = None
+    gamma: PositiveNumber | None = None
+    power: PositiveNumber | None = None
+    factor: PositiveNumber | None = None
+    patience: PositiveInt | None = None
+    min_delta: NonNegative | None = None
+    min_lr: NonNegative | None = None
+
+
+class EarlyStoppingIn(Input):
+    patience: PositiveInt = 10
+    min_delta: NonNegative = 0.0
+
+
+class TrainingIn(Input):
+    loss: LossName | None = None
+    optimizer: OptimizerIn | None = None
+    epochs: PositiveInt | None = None
+    batch_size: PositiveInt | Literal["full"] | None = None
+    shuffle: StrictBool | None = None
+    l2: NonNegative | None = None
+    lr_schedule: ScheduleIn | None = None
+    validation_split: Fraction | None = None
+    early_stopping: EarlyStoppingIn | None = None
+    target_loss: NonNegative | None = None
+    standardize: StrictBool | None = None
+    seed: Annotated[int, Field(strict=True, ge=0, lt=2**63)] | None = None
+    gradient_check: StrictBool | None = None
+    dtype: Literal["float32", "float64"] | None = None
+
+
+class JobCreate(Input):
+    """A training job: a dataset (by id, or inline) and a network spec."""
+
+    dataset_id: Annotated[str, Field(strict=True, min_length=1, max_length=64)] | None = None
+    dataset: DatasetCreate | None = None
+    network: NetworkIn
+    training: TrainingIn | None = None
+
+    @model_validator(mode="after")
+    def _one_dataset(self) -> JobCreate:
+        if (self.dataset_id is None) == (self.dataset is None):
+            raise ValueError("give exactly one of 'dataset_id' or 'dataset'")
+        return self
+
+    def engine_spec(self) -> dict[str, Any]:
+        """The spec in the engine's terms: only the fields the client gave."""
+        return self.model_dump(include={"network", "training"}, exclude_none=True)
+
+
+class IdempotencyHeader(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    idempotency_key: Annotated[str, Field(max_length=200, min_length=1)] | None = Field(
+        None, alias="Idempotency-Key",
+        description="Same key and body within 24 h returns the first job.")
+
+
+class Progress(BaseModel):
+    epoch: int
+    epochs: int
+    fraction: float
+    eta_seconds: float | None
+
+
+class Metrics(BaseModel):
+    loss: float | None = None
+    val_loss: float | None = None
+    accuracy: float | None = None
+    val_accuracy: float | None = None
+
+
+class ErrorOut(BaseModel):
+    title: str
+    detail: str
+
+
+class JobOut(BaseModel):
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    dataset_id: str
+    spec: dict[str, Any]
+    progress: Progress
+    metrics: Metrics | None
+    model_id: str | None
+    error: ErrorOut | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class HistoryRow(BaseModel):
+    epoch: int
+    loss: float
+    val_loss: float | None
+    accuracy: float | None
+    val_accuracy: float | None
+    learning_rate: float
+    seconds: float
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+class ModelOut(BaseModel):
+    id: str
+    job_id: str
+    dataset_id: str
+    spec: dict[str, Any]
+    inputs: int
+    outputs: int
+    task: Literal["regression", "classification"]
+    classes: list[str | int] | None
+    feature_names: list[str]
+    metrics: dict[str, Any]
+    created_at: datetime
+
+
+class PredictIn(Input):
+    inputs: Annotated[list[list[Number]], Field(min_length=1)]
+
+
+class PredictOut(BaseModel):
+    outputs: list[list[float]]
+    labels: list[str | int] | None = None
+    probabilities: list[list[float]] | None = None
+
+
+# -- lists, paths, problems --------------------------------------------------------------------
+
+
+class ListQuery(Input):
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    cursor: Annotated[str, Field(max_length=100)] | None = None
+
+
+class JobListQuery(ListQuery):
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None
+
+
+class DatasetCsvQuery(Input):
+    name: Name | None = None
+    target: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+
+
+class DatasetPath(BaseModel):
+    dataset_id: Annotated[str, Field(max_length=64)]
+
+
+class JobPath(BaseModel):
+    job_id: Annotated[str, Field(max_length=64)]
+
+
+class ModelPath(BaseModel):
+    model_id: Annotated[str, Field(max_length=64)]
+
+
+class Page(BaseModel):
+    items: list[Any]
+    next_cursor: str | None
+
+
+class DatasetPage(Page):
+    items: list[DatasetOut]
+
+
+class JobPage(Page):
+    items: list[JobOut]
+
+
+class ModelPage(Page):
+    items: list[ModelOut]
+
+
+class HistoryPage(Page):
+    items: list[HistoryRow]
+
+
+class ProblemError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemError] | None = None

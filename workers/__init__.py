@@ -1,0 +1,1 @@
+"""The worker side: Celery tasks (thin) and the job runner (the work)."""

@@ -1,0 +1,110 @@
+"""Celery tasks: thin adapters around the runner. Start a worker with
+``celery -A workers.tasks worker -Q training --concurrency 1``.
+
+Each worker process gets its own database engine (made lazily per pid) and a BLAS thread count
+such that processes x threads <= cores. The worker's main process runs the reaper: it sends jobs
+left in the outbox while the broker was down, and re-sends running jobs whose heartbeat stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import timedelta
+from typing import Any
+
+from celery import signals
+from sqlalchemy import or_, select, update
+
+from service import db
+from service.config import Settings
+from service.models import Job, utcnow
+from service.queue import TRAIN_TASK, make_celery, send_training
+
+from . import runner
+
+log = logging.getLogger(__name__)
+
+settings = Settings.from_env()
+celery = make_celery(settings)
+
+
+@celery.task(name=TRAIN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def train(self: Any, job_id: str) -> None:
+    """Train one job (idempotent: a finished job returns at once)."""
+    runner.run_job(job_id, settings)
+
+
+def _blas_threads() -> int:
+    configured = os.environ.get("BLAS_THREADS")
+    if configured:
+        return max(1, int(configured))
+    concurrency = int(os.environ.get("WORKER_CONCURRENCY") or celery.conf.worker_concurrency
+                      or os.cpu_count() or 1)
+    return max(1, (os.cpu_count() or 1) // max(1, concurrency))
+
+
+@signals.worker_process_init.connect
+def _init_process(**_: Any) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(_blas_threads())
+    db.configure(settings.database_url)
+
+
+def reap_once(cfg: Settings = settings) -> dict[str, int]:
+    """Send outbox jobs; re-send running jobs whose heartbeat is older than the timeout."""
+    sent = resent = 0
+    now = utcnow()
+    stale = now - timedelta(seconds=cfg.heartbeat_timeout_seconds)
+    with db.session_scope() as s:
+        outbox = s.scalars(select(Job.id).where(Job.status == "queued",
+                                                Job.enqueued_at.is_(None))).all()
+        dead = s.scalars(select(Job.id).where(
+            Job.status == "running",
+            or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale))).all()
+    for job_id in outbox:
+        try:
+            send_training(celery, job_id)
+        except Exception as exc:
+            log.warning("reaper: broker still unreachable: %s", exc)
+            break
+        with db.session_scope() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
+        sent += 1
+    for job_id in dead:
+        with db.session_scope() as s:  # claim the re-send, so that one reaper sends it once
+            claimed = s.execute(update(Job).where(
+                Job.id == job_id, Job.status == "running",
+                or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale))
+                .values(heartbeat_at=utcnow())).rowcount
+        if claimed:
+            log.warning("reaper: job %s lost its worker; sending it again", job_id)
+            send_training(celery, job_id)
+            resent += 1
+    return {"sent": sent, "resent": resent}
+
+
+def _reaper_loop(stop: threading.Event, interval: float) -> None:
+    db.configure(settings.database_url)
+    while not stop.wait(interval):
+        try:
+            reap_once()
+        except Exception:
+            log.exception("reaper pass failed")
+
+
+_stop = threading.Event()
+
+
+@signals.worker_ready.connect
+def _start_reaper(**_: Any) -> None:
+    interval = float(os.environ.get("REAPER_INTERVAL_SECONDS") or 10)
+    threading.Thread(target=_reaper_loop, args=(_stop, interval), daemon=True,
+                     name="reaper").start()
+
+
+@signals.worker_shutdown.connect
+def _stop_reaper(**_: Any) -> None:
+    _stop.set()
