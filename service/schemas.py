@@ -238,6 +238,11 @@ class ListQuery(Input):
     cursor: Annotated[str, Field(max_length=100)] | None = None
 
 
+class HistoryQuery(Input):
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    cursor: Annotated[str, Field(max_length=100)] | None = None
+
+
 class JobListQuery(ListQuery):
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None
 

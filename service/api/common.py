@@ -40,6 +40,17 @@ def blueprint(name: str, tag: str, description: str) -> APIBlueprint:
     return bp
 
 
+def accepts(*types: str) -> Any:
+    """Mark a view as taking request bodies of these media types (default: JSON only).
+    Goes below the route decorator, so the route's wrapper copies the mark."""
+
+    def mark(view: Any) -> Any:
+        view.body_types = types
+        return view
+
+    return mark
+
+
 def tenant() -> str:
     return g.tenant_id
 

@@ -12,7 +12,7 @@ from ..app import session
 from ..errors import APIError, not_found
 from ..models import Blob, Dataset, Job
 from ..schemas import DatasetCreate, DatasetOut, DatasetPage, DatasetPath, ListQuery, Problem
-from .common import blueprint, page, settings, tenant
+from .common import accepts, blueprint, page, settings, tenant
 
 bp = blueprint("datasets", "datasets", "Upload training data as JSON or CSV.")
 
@@ -32,6 +32,7 @@ def _get(dataset_id: str) -> Dataset:
 
 
 @bp.post("/datasets", responses={201: DatasetOut, 400: Problem})
+@accepts("application/json", "text/csv")
 def create_dataset() -> Any:
     """Upload a dataset: a JSON body, or `text/csv` with `?name=...&target=col[,col]`."""
     limits = settings().limits
@@ -54,9 +55,6 @@ def create_dataset() -> Any:
     ds = datasets.store(session(), tenant(), parsed)
     session().commit()
     return out(ds), 201, {"Location": url_for(".get_dataset", dataset_id=ds.id)}
-
-
-create_dataset.body_types = ("application/json", "text/csv")  # type: ignore[attr-defined]
 
 
 @bp.get("/datasets", responses={200: DatasetPage})

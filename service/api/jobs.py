@@ -13,13 +13,13 @@ from ..errors import APIError
 from ..models import EpochRecord, Job
 from ..schemas import (
     HistoryPage,
+    HistoryQuery,
     IdempotencyHeader,
     JobCreate,
     JobListQuery,
     JobOut,
     JobPage,
     JobPath,
-    ListQuery,
     Problem,
 )
 from .common import blueprint, page, settings, tenant
@@ -61,7 +61,7 @@ def get_job(path: JobPath) -> Any:
 
 
 @bp.get("/jobs/<job_id>/history", responses={200: HistoryPage})
-def get_history(path: JobPath, query: ListQuery) -> Any:
+def get_history(path: JobPath, query: HistoryQuery) -> Any:
     """One row per finished epoch, in order; `cursor` is the last epoch already seen."""
     job = jobs.get(session(), tenant(), path.job_id)
     after = 0
