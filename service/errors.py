@@ -8,6 +8,7 @@ Every error path ends here: ``APIError`` raised by our code, werkzeug's HTTP err
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -64,12 +65,26 @@ def problem(status: int, title: str, detail: str = "", errors: list[dict[str, An
     return resp
 
 
+# pydantic puts the member of a union that failed into ``loc`` ("constrained-int", "int",
+# "literal['full']", "function-after[...]"); those are not fields, so they are dropped and the
+# members' messages joined.
+_UNION_TAG = re.compile(r"^(constrained-)?(int|str|float|bool|bytes)$|^(literal|list|dict|tuple|"
+                        r"set|function-[a-z]+)\[|^function-")
+
+
 def _pydantic_errors(exc: ValidationError, prefix: Loc | None = None) -> list[dict[str, Any]]:
-    out = []
+    out: dict[tuple[str | int, ...], list[str]] = {}
     for err in exc.errors(include_url=False, include_input=False):
-        loc = [*(prefix or []), *(p for p in err["loc"] if not str(p).startswith("function-"))]
-        out.append({"loc": loc, "msg": err["msg"]})
-    return out
+        raw = list(err["loc"])
+        last = raw.pop() if raw and err["type"] == "extra_forbidden" else None  # the client's key
+        loc = [*(prefix or []), *(p for p in raw
+                                  if not (isinstance(p, str) and _UNION_TAG.match(p)))]
+        if last is not None:
+            loc.append(last)
+        msgs = out.setdefault(tuple(loc), [])
+        if err["msg"] not in msgs:
+            msgs.append(err["msg"])
+    return [{"loc": list(loc), "msg": ", or ".join(msgs)} for loc, msgs in out.items()]
 
 
 def validation_problem(exc: ValidationError, prefix: Loc | None = None) -> APIError:

@@ -88,6 +88,9 @@ def create(s: Session, tenant_id: str, body: JobCreate, limits: Limits,
             ds = datasets.store(s, tenant_id, datasets.from_json(body.dataset, limits))
         except APIError as exc:
             for err in exc.errors or []:
+                if exc.status == 422 and err["loc"] and exc.detail.startswith(
+                        ".".join(str(p) for p in err["loc"]) + ":"):
+                    exc.detail = f"dataset.{exc.detail}"  # the detail names the same field
                 err["loc"] = ["dataset", *err["loc"]]
             raise
         s.flush()

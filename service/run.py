@@ -1,7 +1,8 @@
 """``make run``: migrate, then serve the API (gunicorn) and one Celery worker until Ctrl-C.
 
 Defaults need nothing installed: SQLite and kombu's filesystem broker under ``DATA_DIR``
-(``./var``). ``DATABASE_URL`` and ``BROKER_URL`` switch to PostgreSQL and Redis.
+(``./var``). ``DATABASE_URL`` and ``BROKER_URL`` switch to PostgreSQL and Redis. ``Processes``
+is also what the end-to-end tests and the service benchmark start.
 """
 
 from __future__ import annotations
@@ -11,22 +12,91 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import IO
 
 from .config import Settings
 from .setup import bootstrap_keys, migrate
 
+ROOT = Path(__file__).resolve().parent.parent
 
-def commands(settings: Settings, port: int, web_workers: int) -> dict[str, list[str]]:
+
+def commands(settings: Settings, port: int, web_workers: int,
+             host: str = "0.0.0.0") -> dict[str, list[str]]:
     """The two processes: the same commands docker-compose runs."""
     return {
-        "api": [sys.executable, "-m", "gunicorn", "--bind", f"0.0.0.0:{port}",
+        "api": [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
                 "--workers", str(web_workers), "--access-logfile", "-",
                 "--graceful-timeout", "10", "service.app:create_app()"],
         "worker": [sys.executable, "-m", "celery", "-A", "workers.tasks", "worker",
-                   "--queues", "training", "--concurrency", "1", "--loglevel", "INFO",
-                   "--hostname", f"worker-{os.getpid()}@%h"],
+                   "--queues", "training", "--concurrency", "1", "--loglevel", "INFO"],
     }
+
+
+class Processes:
+    """The API and a worker as child processes (each in its own process group)."""
+
+    def __init__(self, env: dict[str, str], port: int, web_workers: int = 2,
+                 host: str = "0.0.0.0", log_dir: Path | None = None) -> None:
+        self.env, self.port, self.web_workers, self.host = env, port, web_workers, host
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[IO[bytes]] = []
+
+    def start(self, ready_timeout: float | None = 60.0) -> Processes:
+        settings = Settings.from_env()
+        for name, cmd in commands(settings, self.port, self.web_workers, self.host).items():
+            out: IO[bytes] | None = None
+            if self.log_dir is not None:
+                out = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop
+                self._logs.append(out)
+            self.procs[name] = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=out,
+                                                stderr=subprocess.STDOUT if out else None,
+                                                start_new_session=True)
+        if ready_timeout is not None:
+            self.wait_ready(ready_timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        url = f"http://127.0.0.1:{self.port}/readyz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            exited = self.exited()
+            if exited:
+                raise RuntimeError(f"{exited} exited early:\n{self.log(exited)}")
+            time.sleep(0.2)
+        raise RuntimeError(f"the API was not ready within {timeout:g} s:\n{self.log('api')}")
+
+    def exited(self) -> str | None:
+        return next((name for name, p in self.procs.items() if p.poll() is not None), None)
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log" if self.log_dir else None
+        return path.read_text(errors="replace")[-4000:] if path and path.exists() else ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (graceful), then SIGKILL after ``timeout``: a job cut off resumes from its
+        checkpoint at the next start."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for f in self._logs:
+            f.close()
 
 
 def main() -> int:
@@ -44,11 +114,6 @@ def main() -> int:
         key_file.chmod(0o600)
         print(f"\n  Your API key (shown once; also saved in {key_file}):\n\n    {key}\n",
               flush=True)
-    print(f"  API on http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs  "
-          f"(Ctrl-C stops)\n", flush=True)
-    procs = {name: subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent)
-             for name, cmd in commands(settings, port,
-                                       int(os.environ.get("WEB_CONCURRENCY") or 2)).items()}
     stopping = False
 
     def stop(*_: object) -> None:
@@ -57,22 +122,19 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    procs = Processes(dict(os.environ), port, int(os.environ.get("WEB_CONCURRENCY") or 2))
+    procs.start(ready_timeout=None)
+    print(f"  API on http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs  "
+          f"(Ctrl-C stops)\n", flush=True)
     code = 0
     while not stopping:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                print(f"{name} exited with code {proc.returncode}; stopping", file=sys.stderr)
-                code, stopping = proc.returncode or 1, True
+        name = procs.exited()
+        if name:
+            code = procs.procs[name].returncode or 1
+            print(f"{name} exited with code {code}; stopping", file=sys.stderr)
+            break
         time.sleep(0.2)
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in procs.values():
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()  # a job cut off here resumes from its checkpoint at the next start
+    procs.stop()
     return code
 
 

@@ -37,9 +37,9 @@ def train(self: Any, job_id: str) -> None:
 
 
 def _blas_threads() -> int:
-    configured = os.environ.get("BLAS_THREADS")
-    if configured:
-        return max(1, int(configured))
+    configured = int(os.environ.get("BLAS_THREADS") or 0)  # 0: cores / processes
+    if configured > 0:
+        return configured
     concurrency = int(os.environ.get("WORKER_CONCURRENCY") or celery.conf.worker_concurrency
                       or os.cpu_count() or 1)
     return max(1, (os.cpu_count() or 1) // max(1, concurrency))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from service.config import Settings
-from service.run import commands
-
-ROOT = Path(__file__).resolve().parents[2]
+from service.run import ROOT, Processes
 
 
 def free_port() -> int:
@@ -27,63 +24,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Stack:
-    """API + worker processes started with ``service.run.commands`` (what ``make run`` and
-    docker-compose run), a bootstrap API key, and an HTTP session to talk to them."""
+class Stack(Processes):
+    """API + worker processes (what ``make run`` and docker-compose run), a bootstrap API key,
+    and an HTTP session to talk to them."""
 
     def __init__(self, data_dir: Path, database_url: str, broker_url: str) -> None:
-        self.port = free_port()
         self.key = "bp_" + secrets.token_urlsafe(24)
+        env = {**os.environ, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
+               "BROKER_URL": broker_url, "BOOTSTRAP_API_KEY": self.key,
+               "REAPER_INTERVAL_SECONDS": "2", "PYTHONUNBUFFERED": "1"}
+        super().__init__(env, free_port(), web_workers=2, host="127.0.0.1", log_dir=data_dir)
         self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
-                    "BROKER_URL": broker_url, "BOOTSTRAP_API_KEY": self.key,
-                    "REAPER_INTERVAL_SECONDS": "2", "PYTHONUNBUFFERED": "1"}
-        self.log_dir = data_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.log_files: list[Any] = []
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {self.key}"
 
-    def start(self) -> Stack:
-        subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "service.cli", "migrate"],
-                       env=self.env, cwd=ROOT, check=True, capture_output=True)
-        settings = Settings.from_env()
-        for name, cmd in commands(settings, self.port, web_workers=2).items():
-            cmd = [c.replace("0.0.0.0", "127.0.0.1") for c in cmd]
-            log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed at stop
-            self.log_files.append(log)
-            self.procs[name] = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=log,
-                                                stderr=subprocess.STDOUT,
-                                                start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.base + "/readyz", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited early:\n{self.logs(name)}")
-            time.sleep(0.2)
-        raise RuntimeError("the stack did not become ready:\n" + self.logs("api"))
+    def start(self, ready_timeout: float | None = 60.0) -> Stack:
+        subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=self.env,
+                       cwd=ROOT, check=True, capture_output=True)
+        super().start(ready_timeout)
+        return self
 
     def logs(self, name: str) -> str:
-        path = self.log_dir / f"{name}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        return self.log(name)
 
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        for log in self.log_files:
-            log.close()
+    def stop(self, timeout: float = 20.0) -> None:
+        super().stop(timeout)
         self.http.close()
 
     # -- client helpers --------------------------------------------------------------------

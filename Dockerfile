@@ -1,0 +1,18 @@
+# One image for the API, the worker and the one-shot migration (docker-compose.yml picks the command).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DATA_DIR=/data
+WORKDIR /app
+
+COPY pyproject.toml README.md alembic.ini ./
+COPY backprop ./backprop
+COPY service ./service
+COPY workers ./workers
+COPY migrations ./migrations
+RUN pip install . && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
+USER app
+
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
+  CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1
+CMD ["python", "-m", "gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-", "--graceful-timeout", "10", "service.app:create_app()"]
