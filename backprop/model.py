@@ -138,6 +138,12 @@ class Model:
             if not isinstance(spec, dict) or not isinstance(spec.get("network"), dict):
                 raise ValueError("the model archive has no network spec")
             net = Network(spec["network"], dtype=meta.get("dtype", "float32"))
+            classes = meta.get("classes")
+            if classes is not None and not (isinstance(classes, list) and len(classes) == (
+                    2 if net.n_outputs == 1 else net.n_outputs)):
+                n = len(classes) if isinstance(classes, list) else repr(classes)
+                raise ValueError(f"the model archive lists {n} classes for a network with "
+                                 f"{net.n_outputs} outputs")
             holder["network"] = net
             out: serialize.Expected = {"params": ((net.n_params,), (net.dtype.name,))}
             if meta.get("standardized"):

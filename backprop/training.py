@@ -89,6 +89,15 @@ class Trainer:
         Returns the history (one dict per epoch). Raises ``DivergenceError`` on a non-finite
         loss or weight, leaving the parameters as they were at the start of that epoch.
         """
+        # Overflow is what divergence looks like: it is detected at the end of the epoch and
+        # raised as DivergenceError, so NumPy's floating-point warnings (errors under -W error)
+        # must not preempt it.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._fit(X, Y, X_val, Y_val, callback, callback_every)
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray, X_val: np.ndarray | None,
+             Y_val: np.ndarray | None, callback: Callback | None,
+             callback_every: int | None) -> list[dict[str, Any]]:
         net, cfg, loss, opt = self.network, self.config, self.loss, self.optimizer
         dtype = net.dtype
         X = np.ascontiguousarray(X, dtype=dtype)
@@ -210,7 +219,8 @@ class Trainer:
         early stopping, else the last)."""
         if not self.history:
             return None
-        if self.config["early_stopping"] is None or self.best_params is None:
+        if self.config["early_stopping"] is None or self.best_params is None \
+                or self.stop_reason == "callback":  # a callback stop keeps the last weights
             return self.history[-1]
         key = "val_loss" if self.history[-1]["val_loss"] is not None else "loss"
         for row in self.history:

@@ -98,10 +98,10 @@ class Config:
 
 
 CONFIGS: dict[str, Config] = {c.key: c for c in (
-    Config("A", "digits", (64, 32, 10), 32, "digits", 1797, 120, 0.01, 1797, 20),
+    Config("A", "digits", (64, 32, 10), 32, "digits", 1797, 150, 0.01, 1797, 20),
     Config("B", "synthetic", (784, 256, 128, 10), 128, "synthetic", 60_000, 1, 0.01, 8192, 1),
     Config("C", "synthetic", (784, 1024, 1024, 10), 256, "synthetic", 8192, 1, 0.01, 2048, 1),
-    Config("D", "XOR", (2, 2, 1), None, "xor", 4, 12_000, 0.5, 4, 2000),
+    Config("D", "XOR", (2, 2, 1), None, "xor", 4, 15_000, 0.5, 4, 2000),
 )}
 
 # (config, against, minimum engine/other ratio); "ceiling" is the engine's fraction of it.
@@ -579,20 +579,23 @@ def fmt_ratio(v: float | None) -> str:
 
 
 def print_table(threads: int, summaries: dict[str, dict[str, Any]]) -> None:
-    print(f"\nthreads = {threads}   (rates: samples/s; D: steps/s; ratios: median of per-repeat "
-          "ratios)")
-    head = (f"{'config':<30}{'engine':>11}{'sklearn':>11}{'torch':>11}{'eng/skl':>9}"
+    print(f"\nthreads = {threads}   (A, B, C: samples/s; D: steps/s; ratios: medians of "
+          "per-repeat ratios)")
+    labels = {}
+    for key, s in summaries.items():
+        cfg = CONFIGS[key]
+        batch = "full" if cfg.batch is None else cfg.batch
+        labels[key] = f"{key} {cfg.arch()} b{batch} {cfg.title} x{s['rows']:,}"
+    width = max(len(v) for v in labels.values()) + 2
+    head = (f"{'config':<{width}}{'engine':>10}{'sklearn':>10}{'torch':>10}{'eng/skl':>9}"
             f"{'eng/torch':>10}{'ceiling':>11}{'GFLOP/s':>9}{'eng/ceil':>9}")
     print(head)
     print("-" * len(head))
     for key, s in summaries.items():
-        cfg = CONFIGS[key]
-        batch = "full" if cfg.batch is None else cfg.batch
-        label = f"{key} {cfg.arch()} b{batch} {cfg.title} {s['rows']:,}"
-        print(f"{label:<30}{fmt_rate(s['engine']):>11}{fmt_rate(s['sklearn']):>11}"
-              f"{fmt_rate(s.get('torch')):>11}{fmt_ratio(s['engine_over_sklearn']):>9}"
+        print(f"{labels[key]:<{width}}{fmt_rate(s['engine']):>10}{fmt_rate(s['sklearn']):>10}"
+              f"{fmt_rate(s.get('torch')):>10}{fmt_ratio(s['engine_over_sklearn']):>9}"
               f"{fmt_ratio(s.get('engine_over_torch')):>10}{fmt_rate(s['ceiling']):>11}"
-              f"{s['ceiling_gflops']:>9.1f}{fmt_ratio(s['engine_over_ceiling']):>9}")
+              f"{s['ceiling_gflops']:>9.3g}{fmt_ratio(s['engine_over_ceiling']):>9}")
 
 
 def evaluate_targets(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -614,10 +617,13 @@ def print_targets(targets: list[dict[str, Any]], threads: int) -> None:
 
 
 def git_commit() -> str | None:
+    """The repository's commit, ``+dirty`` when backprop/ has uncommitted changes (read-only:
+    ``--no-optional-locks`` keeps ``git status`` from refreshing the index)."""
+    git = ["git", "--no-optional-locks", "-C", str(ROOT)]
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True)
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "backprop"],
+        out = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True)
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "backprop"],
                                capture_output=True, text=True, timeout=5, check=True)
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -656,7 +662,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", default=None,
                    help="comma-separated thread counts, the first is the main setting "
                         "(default 1,2; --quick: 1)")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 5; quick 2)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 7; quick 2)")
     p.add_argument("--configs", default="ABCD", help="which configurations, e.g. AD")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--max-wait", type=float, default=None,
@@ -664,7 +670,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, help="also write the JSON to this file")
     args = p.parse_args(argv)
     args.threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
-    args.repeats = args.repeats or (2 if args.quick else 5)
+    args.repeats = args.repeats or (2 if args.quick else 7)
     args.max_wait = args.max_wait if args.max_wait is not None else (2.0 if args.quick else 20.0)
     keys = [k for k in args.configs.upper() if k in CONFIGS]
     if not keys:

@@ -56,7 +56,11 @@ class Processes:
                                                 stderr=subprocess.STDOUT if out else None,
                                                 start_new_session=True)
         if ready_timeout is not None:
-            self.wait_ready(ready_timeout)
+            try:
+                self.wait_ready(ready_timeout)
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def wait_ready(self, timeout: float) -> None:
