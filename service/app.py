@@ -11,6 +11,7 @@ from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from threadpoolctl import threadpool_limits
 from werkzeug.exceptions import UnsupportedMediaType
 
 from . import db, errors
@@ -94,6 +95,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> ServiceApp:
         doc_url="/openapi.json",
         validation_error_callback=_validation_error,
     )
+    if settings.api_blas_threads > 0:
+        # Predictions are small matrix products: one BLAS thread per web worker process avoids
+        # oversubscribing the cores (and OpenBLAS's multi-thread stalls).
+        threadpool_limits(settings.api_blas_threads)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_request_bytes
     app.config["SETTINGS"] = settings

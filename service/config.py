@@ -51,6 +51,7 @@ class Settings:
     bootstrap_api_key: str = ""
     environment: str = "development"
     model_cache_size: int = 32
+    api_blas_threads: int = 1  # per API process: web workers x threads <= cores
     checkpoint_every_epochs: int = 10
     checkpoint_every_seconds: float = 30.0
     flush_every_seconds: float = 0.5

@@ -68,6 +68,9 @@ def test_backprop_matches_central_differences(loss: str, out: str, hidden: str, 
     Y = targets(loss, rng)
     errors = gradient_check(net, X, Y, loss, l2, eps=EPS)
     assert list(errors) == [f"layer{i}" for i in range(depth + 1)]
+    net.loss_and_grad(X, Y, LOSSES[loss], l2)
+    for gw, gb in zip(net.weight_grads, net.bias_grads, strict=True):
+        assert np.abs(gw).max() > 1e-6 and np.abs(gb).max() > 1e-6  # no layer is trivially 0
     assert max(errors.values()) < TOLERANCE, errors
 
 
