@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
 import orjson
 from flask import Request, Response, g, redirect, request
 from flask.json.provider import JSONProvider
+from flask_limiter import Limiter
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -74,6 +76,14 @@ def _validation_error(exc: ValidationError) -> Response:
     return errors.problem(err.status, err.title, err.detail, err.errors)
 
 
+def _rate_key() -> str:
+    """Rate limits count per API key (per client address without one)."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        return "key:" + hashlib.sha256(header.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return "addr:" + (request.remote_addr or "unknown")
+
+
 def session() -> Session:
     """The request's database session (made on first use, closed at teardown)."""
     if "db" not in g:
@@ -109,7 +119,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> ServiceApp:
 
     from .api import datasets, jobs, models, ops
 
+    limiter = Limiter(key_func=_rate_key, app=app, storage_uri=settings.redis_url or "memory://",
+                      headers_enabled=True, strategy="fixed-window")
     for module in (datasets, jobs, models):
+        if settings.rate_limit:
+            limiter.limit(settings.rate_limit)(module.bp)
         app.register_api(module.bp)
     app.register_api(ops.bp)
 

@@ -52,6 +52,7 @@ class Settings:
     environment: str = "development"
     model_cache_size: int = 32
     api_blas_threads: int = 1  # per API process: web workers x threads <= cores
+    rate_limit: str = "1200 per minute"  # per API key on /v1; empty disables
     checkpoint_every_epochs: int = 10
     checkpoint_every_seconds: float = 30.0
     flush_every_seconds: float = 0.5
@@ -71,9 +72,10 @@ class Settings:
         s.redis_url = os.environ.get("REDIS_URL", "")
         s.bootstrap_api_key = os.environ.get("BOOTSTRAP_API_KEY", "")
         s.environment = os.environ.get("ENVIRONMENT", "development")
+        s.rate_limit = os.environ.get("RATE_LIMIT", s.rate_limit)
         for f in fields(cls):
             if f.name in ("data_dir", "database_url", "broker_url", "redis_url",
-                          "bootstrap_api_key", "environment", "limits"):
+                          "bootstrap_api_key", "environment", "limits", "rate_limit"):
                 continue
             setattr(s, f.name, _env(f.name.upper(), getattr(s, f.name), type(getattr(s, f.name))))
         for f in fields(Limits):

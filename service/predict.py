@@ -51,7 +51,8 @@ def check_rows(rows: list[list[float]], width: int, max_rows: int) -> np.ndarray
 
 
 def predict(model: Model, X: np.ndarray) -> dict[str, Any]:
-    out = model.predict(X)
+    with np.errstate(all="ignore"):  # overflow is answered below, not raised as a warning
+        out = model.predict(X)
     if not np.isfinite(out).all():
         bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
         raise invalid(["inputs", bad], f"row {bad} gives a non-finite output; its values are "

@@ -45,12 +45,15 @@ class Processes:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
 
-    def start(self, ready_timeout: float | None = 60.0) -> Processes:
+    def start(self, ready_timeout: float | None = 60.0,
+              only: tuple[str, ...] = ("api", "worker")) -> Processes:
         settings = Settings.from_env()
         for name, cmd in commands(settings, self.port, self.web_workers, self.host).items():
+            if name not in only:
+                continue
             out: IO[bytes] | None = None
             if self.log_dir is not None:
-                out = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop
+                out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop
                 self._logs.append(out)
             self.procs[name] = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=out,
                                                 stderr=subprocess.STDOUT if out else None,

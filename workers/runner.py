@@ -15,6 +15,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DBAPIError
 
 import backprop
 from backprop import DivergenceError, GradientCheckError, SpecError
@@ -200,6 +201,8 @@ def run_job(job_id: str, settings: Settings | None = None) -> str | None:
             X, y = datasets.load_arrays(s, ds)
             task, feature_names, rows = ds.task, list(ds.feature_names), ds.rows
             resume = storage.get(s, c.checkpoint_blob_id) if c.checkpoint_blob_id else None
+    except DBAPIError:
+        raise
     except Exception as exc:
         log.exception("job %s: could not load its data", job_id)
         _finish(c.job_id, c.attempt, "failed", "Could not load the dataset", str(exc))
@@ -225,6 +228,8 @@ def run_job(job_id: str, settings: Settings | None = None) -> str | None:
                 f"the job ran longer than its limit of {settings.task_soft_time_limit:g} s "
                 "(TASK_SOFT_TIME_LIMIT); reduce epochs or rows, or raise the limit")
         return "failed"
+    except DBAPIError:
+        raise  # the database is down: the task retries, the job resumes from its checkpoint
     except Exception as exc:
         log.exception("job %s: training failed", job_id)
         _finish(c.job_id, c.attempt, "failed", "Internal error",

@@ -14,8 +14,9 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from celery import signals
+from celery import Celery, signals
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from service import db
 from service.config import Settings
@@ -30,10 +31,17 @@ settings = Settings.from_env()
 celery = make_celery(settings)
 
 
-@celery.task(name=TRAIN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+@celery.task(name=TRAIN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
+             max_retries=None)
 def train(self: Any, job_id: str) -> None:
-    """Train one job (idempotent: a finished job returns at once)."""
-    runner.run_job(job_id, settings)
+    """Train one job (idempotent: a finished job returns at once). While the database is
+    unreachable the task is retried with backoff; the job resumes from its checkpoint."""
+    try:
+        runner.run_job(job_id, settings)
+    except DBAPIError as exc:
+        log.warning("job %s: database unreachable (%s); retrying", job_id, exc)
+        raise self.retry(exc=exc, countdown=min(60, 2 ** min(self.request.retries, 6))) \
+            from None
 
 
 def _blas_threads() -> int:
@@ -53,7 +61,7 @@ def _init_process(**_: Any) -> None:
     db.configure(settings.database_url)
 
 
-def reap_once(cfg: Settings = settings) -> dict[str, int]:
+def reap_once(cfg: Settings = settings, app: Celery = celery) -> dict[str, int]:
     """Send outbox jobs; re-send running jobs whose heartbeat is older than the timeout."""
     sent = resent = 0
     now = utcnow()
@@ -66,7 +74,7 @@ def reap_once(cfg: Settings = settings) -> dict[str, int]:
             or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale))).all()
     for job_id in outbox:
         try:
-            send_training(celery, job_id)
+            send_training(app, job_id)
         except Exception as exc:
             log.warning("reaper: broker still unreachable: %s", exc)
             break
@@ -81,7 +89,7 @@ def reap_once(cfg: Settings = settings) -> dict[str, int]:
                 .values(heartbeat_at=utcnow())).rowcount
         if claimed:
             log.warning("reaper: job %s lost its worker; sending it again", job_id)
-            send_training(celery, job_id)
+            send_training(app, job_id)
             resent += 1
     return {"sent": sent, "resent": resent}
 

@@ -78,5 +78,4 @@ def metrics() -> Any:
     """Prometheus metrics: jobs by status, datasets, models."""
     registry = CollectorRegistry()
     registry.register(_DatabaseCollector())
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
-                    headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

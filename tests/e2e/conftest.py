@@ -28,20 +28,24 @@ class Stack(Processes):
     """API + worker processes (what ``make run`` and docker-compose run), a bootstrap API key,
     and an HTTP session to talk to them."""
 
-    def __init__(self, data_dir: Path, database_url: str, broker_url: str) -> None:
+    def __init__(self, data_dir: Path, database_url: str, broker_url: str,
+                 **extra_env: str) -> None:
         self.key = "bp_" + secrets.token_urlsafe(24)
+        self.database_url, self.broker_url = database_url, broker_url
         env = {**os.environ, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
                "BROKER_URL": broker_url, "BOOTSTRAP_API_KEY": self.key,
-               "REAPER_INTERVAL_SECONDS": "2", "PYTHONUNBUFFERED": "1"}
+               "REAPER_INTERVAL_SECONDS": "2", "PYTHONUNBUFFERED": "1", **extra_env}
         super().__init__(env, free_port(), web_workers=2, host="127.0.0.1", log_dir=data_dir)
         self.base = f"http://127.0.0.1:{self.port}"
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {self.key}"
 
-    def start(self, ready_timeout: float | None = 60.0) -> Stack:
-        subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=self.env,
-                       cwd=ROOT, check=True, capture_output=True)
-        super().start(ready_timeout)
+    def start(self, ready_timeout: float | None = 60.0,
+              only: tuple[str, ...] = ("api", "worker")) -> Stack:
+        if "api" in only:
+            subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=self.env,
+                           cwd=ROOT, check=True, capture_output=True)
+        super().start(ready_timeout, only)
         return self
 
     def logs(self, name: str) -> str:

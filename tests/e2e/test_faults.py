@@ -1,0 +1,198 @@
+"""Faults on real processes: a worker killed mid-job, its whole process killed, attempts capped,
+the broker down when a job is accepted, the database down, cancel of a running job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from .conftest import Stack
+
+SPEC: dict[str, Any] = {
+    "network": {"layers": [{"units": 96, "activation": "tanh"},
+                           {"units": 96, "activation": "relu"}, {"units": 1}]},
+    "training": {"optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
+                 "epochs": 30, "batch_size": 32, "seed": 5, "validation_split": 0.1},
+}
+
+
+@pytest.fixture(scope="module")
+def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("faults")
+    s = Stack(data_dir, f"sqlite:///{data_dir / 'service.db'}", "filesystem://",
+              CHECKPOINT_EVERY_EPOCHS="3", CHECKPOINT_EVERY_SECONDS="3600",
+              HEARTBEAT_TIMEOUT_SECONDS="4", REAPER_INTERVAL_SECONDS="1", MAX_ATTEMPTS="2")
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def dataset_id(fault_stack: Stack) -> str:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(6000, 24)).round(4)
+    y = (np.sin(X[:, :3].sum(axis=1)) + 0.1 * X[:, 3]).round(4).reshape(-1, 1)
+    r = fault_stack.post("/v1/datasets", json={"name": "wave", "inputs": X.tolist(),
+                                               "targets": y.tolist()})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def start_job(stack: Stack, dataset_id: str, spec: dict[str, Any] = SPEC) -> str:
+    r = stack.post("/v1/jobs", json={"dataset_id": dataset_id, **spec})
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+def wait_epoch(stack: Stack, job_id: str, epoch: int, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = stack.get(f"/v1/jobs/{job_id}").json()
+        if job["progress"]["epoch"] >= epoch or job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never reached epoch {epoch}")
+
+
+def pool_children(stack: Stack) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(stack.procs["worker"].pid)], capture_output=True,
+                         text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def history_epochs(stack: Stack, job_id: str) -> list[int]:
+    rows = stack.get(f"/v1/jobs/{job_id}/history", params={"limit": 1000}).json()["items"]
+    return [row["epoch"] for row in rows]
+
+
+def params(stack: Stack, model_id: str) -> np.ndarray:
+    import io
+
+    content = stack.get(f"/v1/models/{model_id}/weights").content
+    with np.load(io.BytesIO(content), allow_pickle=False) as npz:
+        return npz["params"]
+
+
+def test_killed_pool_process_resumes_from_checkpoint(fault_stack: Stack,
+                                                     dataset_id: str) -> None:
+    reference = fault_stack.wait_job(start_job(fault_stack, dataset_id))
+    assert reference["status"] == "succeeded" and reference["attempts"] == 1
+
+    job_id = start_job(fault_stack, dataset_id)
+    job = wait_epoch(fault_stack, job_id, 8)  # checkpoints at 3 and 6
+    assert job["status"] == "running", job
+    children = pool_children(fault_stack)
+    assert children, "the prefork worker has a pool process"
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    job = fault_stack.wait_job(job_id)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 2
+    assert history_epochs(fault_stack, job_id) == list(range(1, 31))  # no gap, no duplicate
+    np.testing.assert_array_equal(params(fault_stack, job["model_id"]),
+                                  params(fault_stack, reference["model_id"]))
+
+
+def test_killed_worker_process_is_reaped_and_resumed(fault_stack: Stack,
+                                                     dataset_id: str) -> None:
+    job_id = start_job(fault_stack, dataset_id)
+    wait_epoch(fault_stack, job_id, 5)
+    os.killpg(fault_stack.procs["worker"].pid, signal.SIGKILL)  # the whole worker, hard
+    fault_stack.procs["worker"].wait()
+    time.sleep(1)
+    assert fault_stack.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
+    fault_stack.start(ready_timeout=None, only=("worker",))
+    job = fault_stack.wait_job(job_id)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 2
+    assert history_epochs(fault_stack, job_id) == list(range(1, 31))
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_with_a_reason(fault_stack: Stack,
+                                                                 dataset_id: str) -> None:
+    job_id = start_job(fault_stack, dataset_id)
+    for attempt in (1, 2):
+        deadline = time.monotonic() + 60
+        while True:
+            job = fault_stack.get(f"/v1/jobs/{job_id}").json()
+            if job["attempts"] == attempt and job["status"] == "running":
+                break
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        for pid in pool_children(fault_stack):
+            os.kill(pid, signal.SIGKILL)
+    job = fault_stack.wait_job(job_id)
+    assert job["status"] == "failed"
+    assert job["error"]["title"] == "Too many attempts"
+    assert "2 times" in job["error"]["detail"]
+
+
+def test_cancel_stops_a_running_job_and_keeps_its_history(fault_stack: Stack,
+                                                          dataset_id: str) -> None:
+    spec = {**SPEC, "training": {**SPEC["training"], "epochs": 2000}}
+    job_id = start_job(fault_stack, dataset_id, spec)
+    wait_epoch(fault_stack, job_id, 2)
+    r = fault_stack.post(f"/v1/jobs/{job_id}/cancel")
+    assert r.status_code == 202
+    job = fault_stack.wait_job(job_id, timeout=30)
+    assert job["status"] == "cancelled" and job["model_id"] is None
+    epochs = history_epochs(fault_stack, job_id)
+    assert epochs and epochs == list(range(1, len(epochs) + 1)) and len(epochs) < 2000
+    assert fault_stack.post(f"/v1/jobs/{job_id}/cancel").status_code == 409
+
+
+def test_job_accepted_while_the_broker_is_down_is_sent_later(fault_stack: Stack,
+                                                             dataset_id: str,
+                                                             tmp_path: Path) -> None:
+    from service.app import create_app
+
+    down = create_app({"data_dir": tmp_path, "database_url": fault_stack.database_url,
+                       "broker_url": "redis://127.0.0.1:1/0"})
+    client = down.test_client()
+    small = {**SPEC, "training": {**SPEC["training"], "epochs": 2}}
+    r = client.post("/v1/jobs", json={"dataset_id": dataset_id, **small},
+                    headers={"Authorization": f"Bearer {fault_stack.key}"})
+    assert r.status_code == 202, r.json
+    assert client.get("/readyz").json["checks"]["broker"].startswith("unreachable")
+    job = fault_stack.wait_job(r.json["id"], timeout=60)  # the worker's reaper sends it
+    assert job["status"] == "succeeded", job
+
+
+def test_database_down_is_a_503_problem(tmp_path: Path) -> None:
+    from service.app import create_app
+
+    app = create_app({"data_dir": tmp_path,
+                      "database_url": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"})
+    client = app.test_client()
+    r = client.get("/v1/datasets", headers={"Authorization": "Bearer whatever"})
+    assert r.status_code == 503
+    assert r.content_type == "application/problem+json"
+    assert r.json["status"] == 503 and "database" in r.json["detail"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json["checks"]["database"].startswith("unreachable")
+
+
+def test_a_job_over_its_time_limit_fails_saying_so(tmp_path: Path) -> None:
+    s = Stack(tmp_path, f"sqlite:///{tmp_path / 'service.db'}", "filesystem://",
+              TASK_SOFT_TIME_LIMIT="2", TASK_TIME_LIMIT="8").start()
+    try:
+        rng = np.random.default_rng(2)
+        X = rng.normal(size=(3000, 16)).round(3)
+        ds = s.post("/v1/datasets", json={"name": "slow", "inputs": X.tolist(),
+                                          "targets": X[:, :1].tolist()}).json()
+        spec = {**SPEC, "training": {**SPEC["training"], "epochs": 100000}}
+        job = s.wait_job(start_job(s, ds["id"], spec), timeout=60)
+        assert job["status"] == "failed", job
+        assert job["error"]["title"] == "Time limit exceeded"
+        assert "TASK_SOFT_TIME_LIMIT" in job["error"]["detail"]
+    finally:
+        s.stop()
