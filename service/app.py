@@ -123,7 +123,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> ServiceApp:
                       headers_enabled=True, strategy="fixed-window")
     for module in (datasets, jobs, models):
         if settings.rate_limit:
-            limiter.limit(settings.rate_limit)(module.bp)
+            limiter.shared_limit(settings.rate_limit, scope="v1")(module.bp)
         app.register_api(module.bp)
     app.register_api(ops.bp)
 
