@@ -1,0 +1,97 @@
+"""What the service benchmarks share: start a stack (the ``make run`` launcher) on SQLite +
+the filesystem broker or on PostgreSQL + Redis, and small statistics helpers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from service import auth, db
+from service.run import Processes
+from service.setup import migrate
+
+PG_ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
+REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/14"
+STACKS = ("sqlite+filesystem", "postgres+redis")
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def wait_job(http: requests.Session, base: str, job_id: str, timeout: float = 300,
+             ) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = http.get(f"{base}/v1/jobs/{job_id}", timeout=30).json()
+        if job["status"] in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.02)
+
+
+@contextmanager
+def _postgres_database() -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"bp_bench_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    finally:
+        db.configure("sqlite://")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def stack(name: str, keys: int = 1, **extra_env: str,
+          ) -> Iterator[tuple[str, list[str], Callable[[str], str]]]:
+    """Start API + worker; yields ``(base_url, api_keys, log_reader)``."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name.split('+')[0]}-"))
+    with (_postgres_database() if name == "postgres+redis"
+          else _nullcontext(f"sqlite:///{data_dir / 'service.db'}")) as database_url:
+        broker = "filesystem://"
+        if name == "postgres+redis":
+            import redis
+
+            redis.Redis.from_url(REDIS).flushdb()
+            broker = REDIS
+        env = {**os.environ, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
+               "BROKER_URL": broker, **extra_env}
+        migrate(database_url)
+        db.configure(database_url)
+        with db.session_scope() as s:
+            made = [auth.create_key(s, f"bench-{i}") for i in range(keys)]
+        port = 18000 + secrets.randbelow(2000)
+        procs = Processes(env, port, web_workers=2, host="127.0.0.1", log_dir=data_dir).start()
+        try:
+            yield f"http://127.0.0.1:{port}", made, procs.log
+        finally:
+            procs.stop()
+
+
+@contextmanager
+def _nullcontext(value: str) -> Iterator[str]:
+    yield value
+
+
+def session(key: str) -> requests.Session:
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {key}"
+    return http
