@@ -6,13 +6,15 @@ from typing import Any
 
 from flask import Response, current_app
 from flask_openapi3 import APIBlueprint, Tag
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
 from ..app import session
 from ..models import Dataset, Job, TrainedModel
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="operations")])
 
@@ -78,4 +80,6 @@ def metrics() -> Any:
     """Prometheus metrics: jobs by status, datasets, models."""
     registry = CollectorRegistry()
     registry.register(_DatabaseCollector())
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    # generate_latest writes the classic text format, 0.0.4 (prometheus_client's own default
+    # answer); CONTENT_TYPE_LATEST may name a newer version that also needs an escaping scheme.
+    return Response(generate_latest(registry), content_type=PROMETHEUS_TEXT)
