@@ -49,6 +49,7 @@ def finish_document(doc: dict[str, Any]) -> None:
                                                         ERRORS.get(code, "Error"))
             if not path.startswith("/v1"):
                 op.pop("security", None)
+                responses.pop("422", None)  # no parameters, no body: nothing to validate
                 if path == "/readyz":
                     responses["503"] = {"description": "A dependency is down",
                                         "content": {"application/json": {

@@ -27,17 +27,32 @@ def blueprint(name: str, tag: str, description: str) -> APIBlueprint:
     @bp.before_request
     def _authenticate() -> None:
         g.tenant_id = auth.authenticate(session(), request.headers.get("Authorization"))
-        if request.method in ("POST", "PUT", "PATCH") and request.content_length:
-            allowed = getattr(current_app.view_functions.get(request.endpoint), "body_types",
-                              ("application/json",))
-            if request.mimetype not in allowed:
-                raise APIError(415, "Unsupported Media Type",
-                               f"the body must be {' or '.join(allowed)}, got "
-                               f"{request.mimetype or 'no Content-Type'!r}")
-            if request.mimetype == "application/json":
-                request.get_json()  # malformed JSON -> 400 now, before validation
+        if request.method in ("POST", "PUT", "PATCH"):
+            _check_body()
 
     return bp
+
+
+def _check_body() -> None:
+    """Media type and JSON syntax, before validation: 415, or 400 with a clear reason."""
+    allowed = getattr(current_app.view_functions.get(request.endpoint), "body_types",
+                      ("application/json",))
+    if not allowed:  # an action that takes no body: nothing, or an empty JSON object
+        if request.content_length and (request.mimetype != "application/json"
+                                       or request.get_json() != {}):
+            raise APIError(422, "Unprocessable Content", "this operation takes no body",
+                           errors=[{"loc": [], "msg": "must be empty"}])
+        return
+    if not request.content_length and request.mimetype not in allowed:
+        raise APIError(400, "Body Required",
+                       f"this operation needs a request body ({' or '.join(allowed)})")
+    if request.mimetype not in allowed:
+        raise APIError(415, "Unsupported Media Type",
+                       f"the body must be {' or '.join(allowed)}, got "
+                       f"{request.mimetype or 'no Content-Type'!r}")
+    if request.mimetype == "application/json" and not isinstance(request.get_json(), dict):
+        raise APIError(422, "Unprocessable Content", "the body must be a JSON object",
+                       errors=[{"loc": [], "msg": "must be a JSON object"}])
 
 
 def accepts(*types: str) -> Any:

@@ -22,7 +22,7 @@ from ..schemas import (
     JobPath,
     Problem,
 )
-from .common import blueprint, page, settings, tenant
+from .common import accepts, blueprint, page, settings, tenant
 
 bp = blueprint("jobs", "jobs", "Train networks asynchronously and follow their progress.")
 
@@ -81,6 +81,7 @@ def get_history(path: JobPath, query: HistoryQuery) -> Any:
 
 
 @bp.post("/jobs/<job_id>/cancel", responses={202: JobOut, 409: Problem})
+@accepts()
 def cancel_job(path: JobPath) -> Any:
     """Cancel: a queued job never starts; a running one stops within one epoch."""
     s = session()

@@ -322,3 +322,17 @@ def test_lists_show_only_the_own_tenants_items(client: Any, auth: dict[str, str]
     theirs = make_dataset(client, other)
     assert [d["id"] for d in walk(client, other, "/v1/datasets", 100)] == [theirs["id"]]
     assert theirs["id"] not in [d["id"] for d in walk(client, auth, "/v1/datasets", 100)]
+
+
+def test_cancel_takes_no_body(client: Any, auth: dict[str, str]) -> None:
+    from .helpers import make_dataset, make_job
+
+    job = make_job(client, auth, make_dataset(client, auth)["id"])
+    resp = client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth, json={"force": True})
+    assert problem(resp, 422)["errors"][0]["msg"] == "must be empty"
+    assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth, json={}).status_code == 202
+
+
+def test_a_body_is_required(client: Any, auth: dict[str, str]) -> None:
+    resp = client.post("/v1/jobs", headers=auth)
+    assert "request body" in problem(resp, 400)["detail"]
