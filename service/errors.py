@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from backprop import SpecError
@@ -128,7 +128,7 @@ def register(app: Flask) -> None:
         return problem(exc.code or 500, exc.name, exc.description or exc.name, headers=headers)
 
     @app.errorhandler(OperationalError)
-    @app.errorhandler(DBAPIError)
+    @app.errorhandler(InterfaceError)
     def _database(exc: Exception) -> Response:
         log.warning("database error: %s", exc)
         return problem(503, "Service Unavailable", "the database is unreachable; retry later",

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app, url_for
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from .. import jobs
 from ..app import session
@@ -33,7 +34,15 @@ def create_job(body: JobCreate, header: IdempotencyHeader) -> Any:
     (`200`) instead of starting another."""
     s = session()
     job, created = jobs.create(s, tenant(), body, settings().limits, header.idempotency_key)
-    s.commit()  # commit first...
+    try:
+        s.commit()  # commit first...
+    except IntegrityError:  # the same Idempotency-Key, committed by a concurrent request
+        s.rollback()
+        job, created = jobs.create(s, tenant(), body, settings().limits,
+                                   header.idempotency_key)
+        if created:
+            raise
+
     headers = {"Location": url_for(".get_job", job_id=job.id)}
     if not created:
         return jobs.out(job), 200, {**headers, "Idempotent-Replayed": "true"}

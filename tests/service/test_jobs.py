@@ -366,3 +366,27 @@ def test_inline_dataset_over_the_row_limit(small: Any, auth: dict[str, str]) -> 
                              json={"dataset": XOR, "network": {"layers": LAYERS}}), 413)
     assert "MAX_ROWS" in err["detail"]
     assert locs(err) == [["dataset", "inputs"]]
+
+
+def test_concurrent_requests_with_one_idempotency_key_make_one_job(app: Any, client: Any,
+                                                                   auth: dict[str, str]) -> None:
+    import threading
+
+    from .helpers import make_dataset
+
+    ds = make_dataset(client, auth)
+    body = {"dataset_id": ds["id"], "network": {"layers": [{"units": 3}, {"units": 1}]}}
+    headers = {**auth, "Idempotency-Key": "same-key-race"}
+    results: list[tuple[int, str]] = []
+
+    def post() -> None:
+        r = app.test_client().post("/v1/jobs", headers=headers, json=body)
+        results.append((r.status_code, r.json.get("id", r.json.get("detail"))))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(code for code, _ in results) == [200] * 5 + [202], results
+    assert len({ident for _, ident in results}) == 1
