@@ -16,7 +16,7 @@ from backprop import count_parameters, resolve_spec
 
 from . import datasets
 from .config import Limits
-from .errors import APIError, invalid, not_found
+from .errors import APIError, invalid
 from .models import Dataset, Job, new_id, utcnow
 from .queue import send_training
 from .schemas import JobCreate
@@ -134,13 +134,6 @@ def cancel(s: Session, job: Job) -> None:
                   .values(cancel_requested=True))
     s.commit()
     s.refresh(job)
-
-
-def get(s: Session, tenant_id: str, job_id: str) -> Job:
-    job = s.get(Job, job_id)
-    if job is None or job.tenant_id != tenant_id:
-        raise not_found("job", job_id)
-    return job
 
 
 def out(job: Job) -> dict[str, Any]:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
+from sqlalchemy import select
 
 from .. import auth
 from ..app import session
 from ..config import Settings
-from ..errors import APIError
+from ..errors import APIError, not_found
+from ..schemas import ListQuery
 
 SECURITY = [{"bearer": []}]
+T = TypeVar("T")
 
 
 def settings() -> Settings:
@@ -68,6 +72,24 @@ def accepts(*types: str) -> Any:
 
 def tenant() -> str:
     return g.tenant_id
+
+
+def owned(entity: type[T], ident: str, what: str) -> T:
+    """The row ``ident`` of ``entity`` if it belongs to the caller's tenant, else 404."""
+    row = session().get(entity, ident)
+    if row is None or row.tenant_id != tenant():  # type: ignore[attr-defined]
+        raise not_found(what, ident)
+    return row
+
+
+def newest_first(entity: Any, query: ListQuery, out: Callable[[Any], dict[str, Any]],
+                 *filters: Any) -> dict[str, Any]:
+    """One page of the tenant's rows of ``entity`` (ids sort by creation time)."""
+    stmt = select(entity).where(entity.tenant_id == tenant(), *filters)
+    if query.cursor:
+        stmt = stmt.where(entity.id < query.cursor)
+    rows = session().scalars(stmt.order_by(entity.id.desc()).limit(query.limit + 1)).all()
+    return page([out(row) for row in rows], query.limit, lambda item: item["id"])
 
 
 def page(items: list[dict[str, Any]], limit: int, cursor_of: Any) -> dict[str, Any]:

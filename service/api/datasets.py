@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from .. import datasets
 from ..app import session
-from ..errors import APIError, not_found
+from ..errors import APIError
 from ..models import Blob, Dataset, Job
 from ..schemas import DatasetCreate, DatasetOut, DatasetPage, DatasetPath, ListQuery, Problem
-from .common import accepts, blueprint, page, settings, tenant
+from .common import accepts, blueprint, newest_first, owned, settings, tenant
 
 bp = blueprint("datasets", "datasets", "Upload training data as JSON or CSV.")
 
@@ -22,13 +22,6 @@ def out(ds: Dataset) -> dict[str, Any]:
             "outputs": ds.outputs, "task": ds.task, "classes": ds.classes,
             "feature_names": ds.feature_names, "sha256": ds.sha256,
             "created_at": ds.created_at.isoformat()}
-
-
-def _get(dataset_id: str) -> Dataset:
-    ds = session().get(Dataset, dataset_id)
-    if ds is None or ds.tenant_id != tenant():
-        raise not_found("dataset", dataset_id)
-    return ds
 
 
 @bp.post("/datasets", responses={201: DatasetOut, 400: Problem})
@@ -60,22 +53,18 @@ def create_dataset() -> Any:
 @bp.get("/datasets", responses={200: DatasetPage})
 def list_datasets(query: ListQuery) -> Any:
     """Datasets of this API key's tenant, newest first."""
-    stmt = select(Dataset).where(Dataset.tenant_id == tenant())
-    if query.cursor:
-        stmt = stmt.where(Dataset.id < query.cursor)
-    rows = session().scalars(stmt.order_by(Dataset.id.desc()).limit(query.limit + 1)).all()
-    return page([out(ds) for ds in rows], query.limit, lambda item: item["id"])
+    return newest_first(Dataset, query, out)
 
 
 @bp.get("/datasets/<dataset_id>", responses={200: DatasetOut})
 def get_dataset(path: DatasetPath) -> Any:
-    return out(_get(path.dataset_id))
+    return out(owned(Dataset, path.dataset_id, "dataset"))
 
 
 @bp.delete("/datasets/<dataset_id>", responses={204: None, 409: Problem})
 def delete_dataset(path: DatasetPath) -> Any:
     """Delete a dataset; `409` while a queued or running job uses it."""
-    ds = _get(path.dataset_id)
+    ds = owned(Dataset, path.dataset_id, "dataset")
     s = session()
     busy = s.scalar(select(Job.id).where(Job.dataset_id == ds.id,
                                          Job.status.in_(("queued", "running"))).limit(1))

@@ -23,7 +23,7 @@ from ..schemas import (
     JobPath,
     Problem,
 )
-from .common import accepts, blueprint, page, settings, tenant
+from .common import accepts, blueprint, newest_first, owned, page, settings, tenant
 
 bp = blueprint("jobs", "jobs", "Train networks asynchronously and follow their progress.")
 
@@ -53,18 +53,13 @@ def create_job(body: JobCreate, header: IdempotencyHeader) -> Any:
 @bp.get("/jobs", responses={200: JobPage})
 def list_jobs(query: JobListQuery) -> Any:
     """Jobs of this tenant, newest first; `?status=running` filters."""
-    stmt = select(Job).where(Job.tenant_id == tenant())
-    if query.status:
-        stmt = stmt.where(Job.status == query.status)
-    if query.cursor:
-        stmt = stmt.where(Job.id < query.cursor)
-    rows = session().scalars(stmt.order_by(Job.id.desc()).limit(query.limit + 1)).all()
-    return page([jobs.out(j) for j in rows], query.limit, lambda item: item["id"])
+    filters = [Job.status == query.status] if query.status else []
+    return newest_first(Job, query, jobs.out, *filters)
 
 
 @bp.get("/jobs/<job_id>", responses={200: JobOut})
 def get_job(path: JobPath) -> Any:
-    return jobs.out(jobs.get(session(), tenant(), path.job_id))
+    return jobs.out(owned(Job, path.job_id, "job"))
 
 
 
@@ -72,7 +67,7 @@ def get_job(path: JobPath) -> Any:
 @bp.get("/jobs/<job_id>/history", responses={200: HistoryPage})
 def get_history(path: JobPath, query: HistoryQuery) -> Any:
     """One row per finished epoch, in order; `cursor` is the last epoch already seen."""
-    job = jobs.get(session(), tenant(), path.job_id)
+    job = owned(Job, path.job_id, "job")
     after = 0
     if query.cursor:
         if not query.cursor.isdigit():
@@ -94,6 +89,6 @@ def get_history(path: JobPath, query: HistoryQuery) -> Any:
 def cancel_job(path: JobPath) -> Any:
     """Cancel: a queued job never starts; a running one stops within one epoch."""
     s = session()
-    job = jobs.get(s, tenant(), path.job_id)
+    job = owned(Job, path.job_id, "job")
     jobs.cancel(s, job)
     return jobs.out(job), 202

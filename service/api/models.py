@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, current_app
-from sqlalchemy import select
 
 from .. import storage
 from ..app import session
-from ..errors import not_found
 from ..models import Blob, TrainedModel
 from ..predict import ModelCache, check_rows, predict
 from ..schemas import ListQuery, ModelOut, ModelPage, ModelPath, PredictIn, PredictOut
-from .common import blueprint, page, settings, tenant
+from .common import blueprint, newest_first, owned, settings
 
 bp = blueprint("models", "models", "Trained models: inspect, download, predict.")
 
@@ -25,13 +23,6 @@ def out(m: TrainedModel) -> dict[str, Any]:
             "created_at": m.created_at.isoformat()}
 
 
-def _get(model_id: str) -> TrainedModel:
-    m = session().get(TrainedModel, model_id)
-    if m is None or m.tenant_id != tenant():
-        raise not_found("model", model_id)
-    return m
-
-
 def _cache() -> ModelCache:
     cache = current_app.extensions.get("model_cache")
     if cache is None:
@@ -41,22 +32,18 @@ def _cache() -> ModelCache:
 
 @bp.get("/models", responses={200: ModelPage})
 def list_models(query: ListQuery) -> Any:
-    stmt = select(TrainedModel).where(TrainedModel.tenant_id == tenant())
-    if query.cursor:
-        stmt = stmt.where(TrainedModel.id < query.cursor)
-    rows = session().scalars(stmt.order_by(TrainedModel.id.desc()).limit(query.limit + 1)).all()
-    return page([out(m) for m in rows], query.limit, lambda item: item["id"])
+    return newest_first(TrainedModel, query, out)
 
 
 @bp.get("/models/<model_id>", responses={200: ModelOut})
 def get_model(path: ModelPath) -> Any:
-    return out(_get(path.model_id))
+    return out(owned(TrainedModel, path.model_id, "model"))
 
 
 @bp.post("/models/<model_id>/predict", responses={200: PredictOut})
 def predict_model(path: ModelPath, body: PredictIn) -> Any:
     """Outputs for each input row; classifiers also give labels and probabilities."""
-    m = _get(path.model_id)
+    m = owned(TrainedModel, path.model_id, "model")
     X = check_rows(body.inputs, m.inputs, settings().limits.max_predict_rows)
     model = _cache().get(m.id, lambda: storage.get(session(), m.blob_id))
     return predict(model, X)
@@ -68,7 +55,7 @@ def predict_model(path: ModelPath, body: PredictIn) -> Any:
                          "content": {"application/octet-stream": {
                              "schema": {"type": "string", "format": "binary"}}}}})
 def get_weights(path: ModelPath) -> Any:
-    m = _get(path.model_id)
+    m = owned(TrainedModel, path.model_id, "model")
     data = storage.get(session(), m.blob_id)
     return Response(data, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{m.id}.npz"'})
@@ -76,7 +63,7 @@ def get_weights(path: ModelPath) -> Any:
 
 @bp.delete("/models/<model_id>", responses={204: None})
 def delete_model(path: ModelPath) -> Any:
-    m = _get(path.model_id)
+    m = owned(TrainedModel, path.model_id, "model")
     s = session()
     blob = s.get(Blob, m.blob_id)
     s.delete(m)
