@@ -118,11 +118,14 @@ class Trainer:
         starts = range(0, n, bs)
         batches = len(starts)
         shuffle = cfg["shuffle"] and batches > 1
+        Ls = labels
         if shuffle:
-            Xs, Ys = np.empty_like(X), np.empty_like(Y)
+            # Each batch is gathered from the permutation into a reused buffer (one for full
+            # batches, one for the remainder): no copy of the whole set per epoch, and the
+            # batch is still in cache when the network reads it.
+            gather = {m: (np.empty((m, X.shape[1]), dtype), np.empty((m, Y.shape[1]), dtype))
+                      for m in {bs, n % bs or bs}}
             Ls = np.empty_like(labels) if labels is not None else None
-        else:
-            Xs, Ys, Ls = X, Y, labels
         params, grads, l2 = net.params, net.grads, cfg["l2"]
         last_good = np.empty_like(params)
         es, target = cfg["early_stopping"], cfg["target_loss"]
@@ -138,14 +141,18 @@ class Trainer:
             np.copyto(last_good, params)
             if shuffle:
                 perm = self.rng.permutation(n)
-                np.take(X, perm, axis=0, out=Xs)
-                np.take(Y, perm, axis=0, out=Ys)
                 if Ls is not None:
                     np.take(labels, perm, out=Ls)
             total, correct = 0.0, 0
             for k, start in enumerate(starts):
                 stop = start + bs
-                xb, yb = Xs[start:stop], Ys[start:stop]
+                if shuffle:
+                    idx = perm[start:stop]
+                    xb, yb = gather[idx.shape[0]]
+                    np.take(X, idx, axis=0, out=xb)
+                    np.take(Y, idx, axis=0, out=yb)
+                else:
+                    xb, yb = X[start:stop], Y[start:stop]
                 value, out = net.loss_and_grad(xb, yb, loss, l2)
                 total += value * xb.shape[0]
                 if Ls is not None:
@@ -157,7 +164,9 @@ class Trainer:
                     self.stop_reason = "callback"
                     return self.history
             train_loss = total / n
-            if not (math.isfinite(train_loss) and np.isfinite(params).all()):
+            # Any NaN/inf weight makes the squared norm non-finite (so does |w| > ~1e19, which
+            # is divergence too); one BLAS call instead of an isfinite pass and a reduction.
+            if not (math.isfinite(train_loss) and math.isfinite(float(np.dot(params, params)))):
                 np.copyto(params, last_good)
                 raise DivergenceError(epoch + 1, train_loss, _hint(cfg["optimizer"]))
             record: dict[str, Any] = {
