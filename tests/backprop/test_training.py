@@ -247,14 +247,20 @@ def test_rprop_divergence_hint_is_about_step_sizes() -> None:
     assert np.isfinite(trainer.network.params).all()
 
 
-def test_early_stopping_restores_the_best_weights() -> None:
+def overfitting_sine(patience: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """60 noisy rows and a 40-unit net that overfits them: val_loss turns up early."""
     rng = np.random.default_rng(0)
     X = rng.uniform(-2, 2, size=(60, 2))
     y = np.sin(X[:, 0]) + 0.5 * rng.normal(size=60)
     spec = {"network": {"layers": [{"units": 40, "activation": "tanh"}, {"units": 1}]},
             "training": {"optimizer": {"name": "adam", "learning_rate": 0.03}, "epochs": 500,
                          "batch_size": 8, "validation_split": 0.3,
-                         "early_stopping": {"patience": 5}, "seed": 1}}
+                         "early_stopping": {"patience": patience}, "seed": 1}}
+    return X, y, spec
+
+
+def test_early_stopping_restores_the_best_weights() -> None:
+    X, y, spec = overfitting_sine(patience=5)
     snapshots: dict[int, np.ndarray] = {}
 
     def snapshot(progress: Progress) -> None:
@@ -349,13 +355,7 @@ def test_callback_every_without_a_callback_is_ignored() -> None:
 
 def test_callback_stop_under_early_stopping_reports_the_weights_it_holds() -> None:
     # Cancelling does not restore the best weights, so the metrics must describe the last epoch.
-    rng = np.random.default_rng(0)
-    X = rng.uniform(-2, 2, size=(60, 2))
-    y = np.sin(X[:, 0]) + 0.5 * rng.normal(size=60)
-    spec = {"network": {"layers": [{"units": 40, "activation": "tanh"}, {"units": 1}]},
-            "training": {"optimizer": {"name": "adam", "learning_rate": 0.03}, "epochs": 500,
-                         "batch_size": 8, "validation_split": 0.3,
-                         "early_stopping": {"patience": 50}, "seed": 1}}
+    X, y, spec = overfitting_sine(patience=50)
     snapshots: dict[int, np.ndarray] = {}
 
     def stop_at_nine(progress: Progress) -> bool:
