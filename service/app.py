@@ -7,12 +7,11 @@ import logging
 from typing import Any
 
 import orjson
-from flask import Request, Response, g, redirect, request
+from flask import Request, Response, redirect, request
 from flask.json.provider import JSONProvider
 from flask_limiter import Limiter
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 from werkzeug.exceptions import UnsupportedMediaType
 
@@ -84,13 +83,6 @@ def _rate_key() -> str:
     return "addr:" + (request.remote_addr or "unknown")
 
 
-def session() -> Session:
-    """The request's database session (made on first use, closed at teardown)."""
-    if "db" not in g:
-        g.db = db.new_session()
-    return g.db
-
-
 def create_app(overrides: dict[str, Any] | None = None) -> ServiceApp:
     """Build the app. ``overrides`` are settings (see ``Settings``) for tests."""
     settings = Settings.from_env(**(overrides or {}))
@@ -135,11 +127,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> ServiceApp:
     def docs() -> Any:
         return redirect("/docs/swagger", code=302)
 
-    @app.teardown_appcontext
-    def _close_session(_: BaseException | None) -> None:
-        s = g.pop("db", None)
-        if s is not None:
-            s.close()
+    app.teardown_appcontext(db.close_request_session)
 
     @app.after_request
     def _headers(resp: Response) -> Response:

@@ -60,6 +60,23 @@ def new_session() -> Session:
     return _state["factory"]()
 
 
+def request_session() -> Session:
+    """The current request's session (made on first use, closed at app teardown)."""
+    from flask import g
+
+    if "db" not in g:
+        g.db = new_session()
+    return g.db
+
+
+def close_request_session(_: BaseException | None = None) -> None:
+    from flask import g
+
+    s = g.pop("db", None)
+    if s is not None:
+        s.close()
+
+
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""

@@ -27,9 +27,9 @@ def commands(settings: Settings, port: int, web_workers: int,
              host: str = "0.0.0.0") -> dict[str, list[str]]:
     """The two processes: the same commands docker-compose runs."""
     return {
-        "api": [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-                "--workers", str(web_workers), "--access-logfile", "-",
-                "--graceful-timeout", "10", "service.app:create_app()"],
+        "api": [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf",
+                "--bind", f"{host}:{port}", "--workers", str(web_workers),
+                "service.app:create_app()"],
         "worker": [sys.executable, "-m", "celery", "-A", "workers.tasks", "worker",
                    "--queues", "training", "--concurrency", "1", "--loglevel", "INFO"],
     }

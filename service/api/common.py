@@ -9,8 +9,7 @@ from flask import current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import select
 
-from .. import auth
-from ..app import session
+from .. import auth, db
 from ..config import Settings
 from ..errors import APIError, not_found
 from ..schemas import ListQuery
@@ -30,7 +29,7 @@ def blueprint(name: str, tag: str, description: str) -> APIBlueprint:
 
     @bp.before_request
     def _authenticate() -> None:
-        g.tenant_id = auth.authenticate(session(), request.headers.get("Authorization"))
+        g.tenant_id = auth.authenticate(db.request_session(), request.headers.get("Authorization"))
         if request.method in ("POST", "PUT", "PATCH"):
             _check_body()
 
@@ -76,7 +75,7 @@ def tenant() -> str:
 
 def owned(entity: type[T], ident: str, what: str) -> T:
     """The row ``ident`` of ``entity`` if it belongs to the caller's tenant, else 404."""
-    row = session().get(entity, ident)
+    row = db.request_session().get(entity, ident)
     if row is None or row.tenant_id != tenant():  # type: ignore[attr-defined]
         raise not_found(what, ident)
     return row
@@ -88,7 +87,8 @@ def newest_first(entity: Any, query: ListQuery, out: Callable[[Any], dict[str, A
     stmt = select(entity).where(entity.tenant_id == tenant(), *filters)
     if query.cursor:
         stmt = stmt.where(entity.id < query.cursor)
-    rows = session().scalars(stmt.order_by(entity.id.desc()).limit(query.limit + 1)).all()
+    rows = db.request_session().scalars(
+        stmt.order_by(entity.id.desc()).limit(query.limit + 1)).all()
     return page([out(row) for row in rows], query.limit, lambda item: item["id"])
 
 

@@ -7,8 +7,7 @@ from typing import Any
 from flask import request, url_for
 from sqlalchemy import select
 
-from .. import datasets
-from ..app import session
+from .. import datasets, db
 from ..errors import APIError
 from ..models import Blob, Dataset, Job
 from ..schemas import DatasetCreate, DatasetOut, DatasetPage, DatasetPath, ListQuery, Problem
@@ -45,8 +44,8 @@ def create_dataset() -> Any:
                            "(name and target are for CSV uploads)",
                            errors=[{"loc": ["query", key], "msg": "unknown query parameter"}])
         parsed = datasets.from_json(DatasetCreate.model_validate(request.get_json()), limits)
-    ds = datasets.store(session(), tenant(), parsed)
-    session().commit()
+    ds = datasets.store(db.request_session(), tenant(), parsed)
+    db.request_session().commit()
     return out(ds), 201, {"Location": url_for(".get_dataset", dataset_id=ds.id)}
 
 
@@ -65,7 +64,7 @@ def get_dataset(path: DatasetPath) -> Any:
 def delete_dataset(path: DatasetPath) -> Any:
     """Delete a dataset; `409` while a queued or running job uses it."""
     ds = owned(Dataset, path.dataset_id, "dataset")
-    s = session()
+    s = db.request_session()
     busy = s.scalar(select(Job.id).where(Job.dataset_id == ds.id,
                                          Job.status.in_(("queued", "running"))).limit(1))
     if busy:

@@ -8,8 +8,7 @@ from flask import current_app, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import jobs
-from ..app import session
+from .. import db, jobs
 from ..errors import APIError
 from ..models import EpochRecord, Job
 from ..schemas import (
@@ -32,7 +31,7 @@ bp = blueprint("jobs", "jobs", "Train networks asynchronously and follow their p
 def create_job(body: JobCreate, header: IdempotencyHeader) -> Any:
     """Start a training job. With `Idempotency-Key`, a retry within 24 h returns the first job
     (`200`) instead of starting another."""
-    s = session()
+    s = db.request_session()
     job, created = jobs.create(s, tenant(), body, settings().limits, header.idempotency_key)
     try:
         s.commit()  # commit first...
@@ -75,7 +74,7 @@ def get_history(path: JobPath, query: HistoryQuery) -> Any:
                            "from a previous page", errors=[{"loc": ["query", "cursor"],
                                                             "msg": "not a valid cursor"}])
         after = int(query.cursor)
-    rows = session().scalars(
+    rows = db.request_session().scalars(
         select(EpochRecord).where(EpochRecord.job_id == job.id, EpochRecord.epoch > after)
         .order_by(EpochRecord.epoch).limit(query.limit + 1)).all()
     items = [{"epoch": r.epoch, "loss": r.loss, "val_loss": r.val_loss, "accuracy": r.accuracy,
@@ -88,7 +87,7 @@ def get_history(path: JobPath, query: HistoryQuery) -> Any:
 @accepts()
 def cancel_job(path: JobPath) -> Any:
     """Cancel: a queued job never starts; a running one stops within one epoch."""
-    s = session()
+    s = db.request_session()
     job = owned(Job, path.job_id, "job")
     jobs.cancel(s, job)
     return jobs.out(job), 202

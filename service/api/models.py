@@ -6,8 +6,7 @@ from typing import Any
 
 from flask import Response, current_app
 
-from .. import storage
-from ..app import session
+from .. import db, storage
 from ..models import Blob, TrainedModel
 from ..predict import ModelCache, check_rows, predict
 from ..schemas import ListQuery, ModelOut, ModelPage, ModelPath, PredictIn, PredictOut
@@ -45,7 +44,7 @@ def predict_model(path: ModelPath, body: PredictIn) -> Any:
     """Outputs for each input row; classifiers also give labels and probabilities."""
     m = owned(TrainedModel, path.model_id, "model")
     X = check_rows(body.inputs, m.inputs, settings().limits.max_predict_rows)
-    model = _cache().get(m.id, lambda: storage.get(session(), m.blob_id))
+    model = _cache().get(m.id, lambda: storage.get(db.request_session(), m.blob_id))
     return predict(model, X)
 
 
@@ -56,7 +55,7 @@ def predict_model(path: ModelPath, body: PredictIn) -> Any:
                              "schema": {"type": "string", "format": "binary"}}}}})
 def get_weights(path: ModelPath) -> Any:
     m = owned(TrainedModel, path.model_id, "model")
-    data = storage.get(session(), m.blob_id)
+    data = storage.get(db.request_session(), m.blob_id)
     return Response(data, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{m.id}.npz"'})
 
@@ -64,7 +63,7 @@ def get_weights(path: ModelPath) -> Any:
 @bp.delete("/models/<model_id>", responses={204: None})
 def delete_model(path: ModelPath) -> Any:
     m = owned(TrainedModel, path.model_id, "model")
-    s = session()
+    s = db.request_session()
     blob = s.get(Blob, m.blob_id)
     s.delete(m)
     s.flush()

@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
-from ..app import session
+from .. import db
 from ..models import Dataset, Job, TrainedModel
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -30,10 +30,10 @@ class Ready(BaseModel):
 
 def check_database() -> str:
     try:
-        session().execute(text("SELECT 1"))
+        db.request_session().execute(text("SELECT 1"))
         return "ok"
     except Exception as exc:
-        session().rollback()
+        db.request_session().rollback()
         return f"unreachable: {type(exc).__name__}"
 
 
@@ -63,7 +63,7 @@ def readyz() -> Any:
 
 class _DatabaseCollector:
     def collect(self) -> Any:
-        s = session()
+        s = db.request_session()
         jobs = GaugeMetricFamily("backprop_jobs", "Training jobs by status", labels=["status"])
         for status, count in s.execute(select(Job.status, func.count()).group_by(Job.status)):
             jobs.add_metric([status], count)

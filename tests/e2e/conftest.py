@@ -84,7 +84,8 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         redis_url = request.getfixturevalue("redis_url")
         import redis
 
-        broker = redis_url.rsplit("/", 1)[0] + "/15"  # a database of its own
+        # a database of its own (TEST_REDIS_DB lets concurrent test runs use different ones)
+        broker = redis_url.rsplit("/", 1)[0] + "/" + os.environ.get("TEST_REDIS_DB", "15")
         redis.Redis.from_url(broker).flushdb()
     s = Stack(data_dir, db_url, broker).start()
     yield s
