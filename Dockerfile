@@ -9,7 +9,9 @@ COPY backprop ./backprop
 COPY service ./service
 COPY workers ./workers
 COPY migrations ./migrations
-RUN pip install . && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
+# Optional extras baked into the image (comma-separated; "" for none): onnx = model export.
+ARG EXTRAS=onnx
+RUN pip install ".[${EXTRAS}]" && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
 USER app
 
 EXPOSE 8000

@@ -32,4 +32,4 @@ def test_compose_runs_the_tested_commands() -> None:
 def test_dockerfile_default_command_is_the_api() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert '"service.app:create_app()"' in text
-    assert "pip install ." in text
+    assert 'pip install ".[${EXTRAS}]"' in text and "ARG EXTRAS=" in text
