@@ -122,16 +122,22 @@ def enqueue(s: Session, celery: Celery, job: Job) -> bool:
     return True
 
 
-def cancel(s: Session, job: Job) -> None:
-    if job.status in FINISHED:
-        raise APIError(409, "Conflict", f"job {job.id} has already finished ({job.status})")
-    # One statement, guarded by status, so a worker finishing at the same moment wins cleanly.
+def request_cancel(s: Session, job: Job) -> None:
+    """Cancel a queued job at once, flag a running one (its worker stops within an epoch).
+    One statement each, guarded by status, so a worker finishing at the same moment wins
+    cleanly. Does not commit."""
     queued = s.execute(update(Job).where(Job.id == job.id, Job.status == "queued")
                        .values(status="cancelled", cancel_requested=True,
                                finished_at=utcnow())).rowcount
     if not queued:
         s.execute(update(Job).where(Job.id == job.id, Job.status == "running")
                   .values(cancel_requested=True))
+
+
+def cancel(s: Session, job: Job) -> None:
+    if job.status in FINISHED:
+        raise APIError(409, "Conflict", f"job {job.id} has already finished ({job.status})")
+    request_cancel(s, job)
     s.commit()
     s.refresh(job)
 

@@ -125,6 +125,12 @@ class Job(Base):
     checkpoint_epoch: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A sweep's trial: its sweep, number (0, 1, ...), the parameters it tried; pruned by the
+    # sweep's pruner (then cancelled).
+    sweep_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    trial_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    pruned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -134,6 +140,26 @@ class Job(Base):
         Index("ix_jobs_dataset_id", "dataset_id"),
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency"),
     )
+
+
+class Sweep(Base):
+    """A hyperparameter search: trials are ordinary jobs with ``sweep_id`` set. Every decision
+    (new trials, pruning, the end) is one update fenced by ``revision``."""
+
+    __tablename__ = "sweeps"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    trials_created: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_title: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    error_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    __table_args__ = (Index("ix_sweeps_tenant_id_id", "tenant_id", "id"),
+                      Index("ix_sweeps_status", "status"))
 
 
 class EpochRecord(Base):
