@@ -11,6 +11,8 @@ Quick start::
 
 from .activations import ACTIVATIONS
 from .errors import DivergenceError, GradientCheckError, SpecError
+from .evaluation import evaluate
+from .findings import findings
 from .gradcheck import gradient_check
 from .initializers import INITIALIZERS
 from .losses import LOSSES
@@ -20,6 +22,7 @@ from .optimizers import OPTIMIZERS
 from .preprocessing import LabelEncoder, Standardizer
 from .schedules import SCHEDULES
 from .spec import count_parameters, resolve_spec
+from .trace import trace
 from .training import Progress, Trainer
 
 __all__ = [
@@ -38,8 +41,11 @@ __all__ = [
     "Standardizer",
     "Trainer",
     "count_parameters",
+    "evaluate",
+    "findings",
     "gradient_check",
     "infer_task",
     "resolve_spec",
+    "trace",
     "train",
 ]

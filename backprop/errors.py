@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SpecError(ValueError):
     """A network or training spec is invalid.
@@ -35,9 +37,11 @@ class DivergenceError(ArithmeticError):
 class GradientCheckError(ArithmeticError):
     """Backpropagated gradients disagree with central differences."""
 
-    def __init__(self, errors: dict[str, float], tolerance: float) -> None:
+    def __init__(self, errors: dict[str, float], tolerance: float,
+                 report: dict[str, Any] | None = None) -> None:
         self.errors = errors
         self.tolerance = tolerance
+        self.report = report  # backprop.model.gradient_check_report, when there is one
         worst = max(errors, key=errors.__getitem__)
         super().__init__(
             f"gradient check failed: layer {worst} has relative error {errors[worst]:.3g} "

@@ -16,6 +16,8 @@ import numpy as np
 
 from . import serialize
 from .errors import GradientCheckError
+from .evaluation import evaluate
+from .findings import findings
 from .gradcheck import gradient_check
 from .network import Network
 from .preprocessing import LabelEncoder, Standardizer
@@ -25,6 +27,7 @@ from .training import Callback, Trainer
 MODEL_FORMAT = "backprop.model/1"
 GRADIENT_CHECK_ROWS = 16
 GRADIENT_CHECK_TOLERANCE = 1e-5
+GRADIENT_CHECK_PER_LAYER = 200
 
 
 def infer_task(y: Any) -> str:
@@ -56,7 +59,10 @@ class Model:
         self.history = history or []
         self.metrics = metrics or {}
         self.stop_reason: str | None = None
-        self.gradient_check: dict[str, float] | None = None
+        self.gradient_check: dict[str, Any] | None = None  # the report, when checked
+        self.diagnostics: list[dict[str, Any]] = []  # {"epoch", "layers"} per recorded epoch
+        self.warnings: list[dict[str, Any]] = []  # findings (backprop.findings)
+        self.evaluation: dict[str, Any] | None = None  # on the validation rows
 
     @property
     def n_inputs(self) -> int:
@@ -184,6 +190,25 @@ def _targets(y: Any, task: str, n: int) -> tuple[np.ndarray | list[Any], list[An
     return Y, None, Y.shape[1]
 
 
+def gradient_check_report(network: Network, errors: dict[str, float], rows: int
+                          ) -> dict[str, Any]:
+    """The verdict of a gradient check with what it used: per-layer relative errors and
+    parameter counts, rows, tolerance, step."""
+    worst = max(errors, key=errors.__getitem__)
+    return {
+        "passed": errors[worst] <= GRADIENT_CHECK_TOLERANCE,
+        "tolerance": GRADIENT_CHECK_TOLERANCE,
+        "rows": rows,
+        "eps": 1e-6,
+        "worst_layer": worst,
+        "max_error": errors[worst],
+        "layers": [{"layer": name, "relative_error": errors[name],
+                    "parameters_checked": min(GRADIENT_CHECK_PER_LAYER,
+                                              (w.stop - w.start) + (b.stop - b.start))}
+                   for name, (w, b) in zip(network.layer_names(), network.slices, strict=True)],
+    }
+
+
 def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
           feature_names: Sequence[str] | None = None, callback: Callback | None = None,
           callback_every: int | None = None, resume: bytes | None = None) -> Model:
@@ -240,10 +265,11 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
     if cfg["gradient_check"]:
         rows = train_idx[:GRADIENT_CHECK_ROWS]
         errors = gradient_check(network, Xp[rows], Yp[rows], cfg["loss"], cfg["l2"],
-                                max_checks_per_layer=200, rng=np.random.default_rng(0))
-        model.gradient_check = errors
-        if max(errors.values()) > GRADIENT_CHECK_TOLERANCE:
-            raise GradientCheckError(errors, GRADIENT_CHECK_TOLERANCE)
+                                max_checks_per_layer=GRADIENT_CHECK_PER_LAYER,
+                                rng=np.random.default_rng(0))
+        model.gradient_check = gradient_check_report(network, errors, len(rows))
+        if not model.gradient_check["passed"]:
+            raise GradientCheckError(errors, GRADIENT_CHECK_TOLERANCE, model.gradient_check)
 
     trainer = Trainer(network, cfg, classification=task == "classification", rng=rng)
     if resume is not None:
@@ -253,6 +279,14 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
     model.history = trainer.fit(Xp[train_idx], Yp[train_idx], X_val, Y_val,
                                 callback=callback, callback_every=callback_every)
     model.stop_reason = trainer.stop_reason
+    model.diagnostics = trainer.diagnostics
+    model.warnings = findings(model.history, model.diagnostics)
+    if n_val:
+        try:
+            model.evaluation = evaluate(model, X[val_idx], targets[val_idx] if classes is None
+                                        else [targets[i] for i in val_idx])
+        except ValueError:  # outputs that overflow on some validation row: no report
+            model.evaluation = None
     best = trainer.best_record()
     if best is not None:
         model.metrics = {k: best[k] for k in ("epoch", "loss", "val_loss", "accuracy",

@@ -42,8 +42,10 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "seed": None,
     "gradient_check": False,
     "dtype": "float32",
+    "diagnostics": None,
 }
 EARLY_STOPPING_DEFAULTS = {"patience": 10, "min_delta": 0.0}
+DIAGNOSTICS_DEFAULTS = {"every": 10}
 
 Loc = tuple[str | int, ...]
 
@@ -254,7 +256,18 @@ def resolve_training(training: Any, *, output_activation: str,
         "seed": seed,
         "gradient_check": _bool(t["gradient_check"], (*loc, "gradient_check")),
         "dtype": _choice(t["dtype"], DTYPES, (*loc, "dtype"), "dtype"),
+        "diagnostics": _diagnostics(t["diagnostics"], (*loc, "diagnostics")),
     }
+
+
+def _diagnostics(value: Any, loc: Loc) -> dict[str, Any] | None:
+    """``None`` (off) or ``{"every": k}``: per-layer diagnostics every k epochs."""
+    if value is None:
+        return None
+    value = _mapping(value, loc)
+    _no_extra(value, DIAGNOSTICS_DEFAULTS, loc)
+    value = {**DIAGNOSTICS_DEFAULTS, **value}
+    return {"every": _int(value["every"], (*loc, "every"))}
 
 
 def resolve_spec(spec: Any, *, n_inputs: int, n_outputs: int | None = None,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import serialize
+from .diagnostics import SAMPLE_ROWS, layer_diagnostics
 from .errors import DivergenceError
 from .losses import loss as get_loss
 from .network import Network
@@ -38,6 +39,8 @@ class Progress:
     batches: int
     record: dict[str, Any] | None
     trainer: Trainer
+    diagnostics: list[dict[str, Any]] | None = None  # per layer, on diagnostic epochs
+
 
     def checkpoint(self) -> bytes:
         return self.trainer.checkpoint()
@@ -77,6 +80,7 @@ class Trainer:
         self.best_params: np.ndarray | None = None
         self.wait = 0
         self.stop_reason: str | None = None
+        self.diagnostics: list[dict[str, Any]] = []  # {"epoch", "layers"}; not checkpointed
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -133,6 +137,8 @@ class Trainer:
         every = callback_every if callback is not None and callback_every else 0
         binary = net.n_outputs == 1
         self.stop_reason = None
+        diag_every = (cfg.get("diagnostics") or {}).get("every", 0)
+        before = np.empty_like(params) if diag_every else None
 
         for epoch in range(self.epoch, cfg["epochs"]):
             t0 = time.perf_counter()
@@ -144,6 +150,7 @@ class Trainer:
                 if Ls is not None:
                     np.take(labels, perm, out=Ls)
             total, correct = 0.0, 0
+            diag = diag_every and (epoch + 1) % diag_every == 0
             for k, start in enumerate(starts):
                 stop = start + bs
                 if shuffle:
@@ -158,6 +165,8 @@ class Trainer:
                 if Ls is not None:
                     guess = (out[:, 0] > 0.5) if binary else out.argmax(axis=1)
                     correct += int(np.count_nonzero(guess == Ls[start:stop]))
+                if diag and k == batches - 1:
+                    np.copyto(before, params)
                 opt.step(params, grads)
                 if every and (k + 1) % every == 0 and k + 1 < batches and callback(
                         Progress(epoch, cfg["epochs"], k + 1, batches, None, self)):
@@ -190,6 +199,9 @@ class Trainer:
             record["seconds"] = time.perf_counter() - t0
             self.history.append(record)
             self.epoch = epoch + 1
+            layers = layer_diagnostics(net, X[:SAMPLE_ROWS], before) if diag else None
+            if layers is not None:
+                self.diagnostics.append({"epoch": self.epoch, "layers": layers})
             monitored = record["val_loss"] if has_val and record["val_loss"] is not None \
                 else train_loss
             if not adaptive:
@@ -208,7 +220,7 @@ class Trainer:
             if target is not None and train_loss <= target:
                 self.stop_reason = "target_loss"
             if callback is not None and callback(
-                    Progress(self.epoch, cfg["epochs"], None, batches, record, self)):
+                    Progress(self.epoch, cfg["epochs"], None, batches, record, self, layers)):
                 self.stop_reason = "callback"
                 return self.history
             if self.stop_reason:

@@ -116,6 +116,13 @@ class EarlyStoppingIn(Input):
     min_delta: NonNegative = 0.0
 
 
+class DiagnosticsIn(Input):
+    """Per-layer diagnostics (gradient and weight norms, update ratio, activation statistics,
+    dead and saturated units) recorded at the end of every `every`-th epoch."""
+
+    every: PositiveInt = 10
+
+
 class TrainingIn(Input):
     loss: LossName | None = None
     optimizer: OptimizerIn | None = None
@@ -131,6 +138,7 @@ class TrainingIn(Input):
     seed: Annotated[int, Field(strict=True, ge=0, lt=2**63)] | None = None
     gradient_check: StrictBool | None = None
     dtype: Literal["float32", "float64"] | None = None
+    diagnostics: DiagnosticsIn | None = None
 
 
 class JobCreate(Input):

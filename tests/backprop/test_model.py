@@ -155,8 +155,15 @@ def test_predict_applies_the_standardizer() -> None:
 
 def test_gradient_check_option_records_errors() -> None:
     model = classifier(["a", "b", "c"], gradient_check=True, epochs=1)
-    assert set(model.gradient_check) == {"layer0", "layer1"}
-    assert max(model.gradient_check.values()) < 1e-5
+    report = model.gradient_check
+    assert report["passed"] is True and report["tolerance"] == 1e-5 and report["eps"] == 1e-6
+    assert [r["layer"] for r in report["layers"]] == ["layer0", "layer1"]
+    errors = [r["relative_error"] for r in report["layers"]]
+    assert max(errors) < 1e-5 and report["max_error"] == max(errors)
+    net = model.network
+    assert [r["parameters_checked"] for r in report["layers"]] == [
+        min(200, (w.stop - w.start) + (b.stop - b.start)) for w, b in net.slices]
+    assert 1 <= report["rows"] <= 16
     assert classifier(["a", "b"], epochs=1).gradient_check is None
 
 
@@ -173,6 +180,9 @@ def test_gradient_check_option_refuses_a_broken_derivative(
         classifier(["a", "b", "c"], gradient_check=True, epochs=1)
     assert info.value.errors["layer0"] > 1e-3
     assert "layer0" in str(info.value)
+    report = info.value.report  # the report stays readable on a failure
+    assert report["passed"] is False and report["worst_layer"] == "layer0"
+    assert report["max_error"] == info.value.errors["layer0"]
 
 
 # -- save / load -----------------------------------------------------------------------------
