@@ -109,11 +109,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> ServiceApp:
 
     errors.register(app)
 
-    from .api import datasets, export, jobs, models, ops, sweeps
+    from .api import datasets, export, inspect, jobs, models, ops, sweeps
 
     limiter = Limiter(key_func=_rate_key, app=app, storage_uri=settings.redis_url or "memory://",
                       headers_enabled=True, strategy="fixed-window")
-    for module in (datasets, jobs, models, export, sweeps):
+    for module in (datasets, jobs, models, export, sweeps, inspect):
         if settings.rate_limit:
             limiter.shared_limit(settings.rate_limit, scope="v1")(module.bp)
         app.register_api(module.bp)

@@ -39,6 +39,11 @@ class Limits:
     max_epochs: int = 100_000
     max_epoch_rows: int = 2_000_000_000  # epochs x training rows
     max_predict_rows: int = 10_000
+    max_diagnostic_rows: int = 200_000  # per job: recorded epochs x layers
+    max_trace_rows: int = 64
+    max_trace_parameters: int = 200_000  # a trace returns every weight and gradient
+    max_trace_check_parameters: int = 20_000  # two forward passes per parameter
+    max_evaluate_rows: int = 100_000
     max_name_chars: int = 200
 
 

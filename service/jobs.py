@@ -53,6 +53,12 @@ def check_limits(spec: dict[str, Any], ds: Dataset, limits: Limits) -> None:
     if training["validation_split"] > 0 and (n_val < 1 or ds.rows - n_val < 1):
         raise invalid(["training", "validation_split"], f"{training['validation_split']} of "
                       f"{ds.rows} rows leaves no {'validation' if n_val < 1 else 'training'} rows")
+    diagnostics = training.get("diagnostics")
+    if diagnostics and (rows := training["epochs"] // diagnostics["every"] * len(layers)) \
+            > limits.max_diagnostic_rows:
+        raise invalid(["training", "diagnostics", "every"], f"{rows} diagnostics rows (epochs / "
+                      f"every x layers) is more than the limit of {limits.max_diagnostic_rows} "
+                      "(MAX_DIAGNOSTIC_ROWS); record them less often")
     work = training["epochs"] * (ds.rows - n_val)
     if work > limits.max_epoch_rows:
         raise invalid(["training", "epochs"], f"epochs x training rows = {work} is more than the "
@@ -158,6 +164,8 @@ def out(job: Job) -> dict[str, Any]:
         "model_id": job.model_id,
         "error": error,
         "attempts": job.attempts,
+        "gradient_check": job.gradient_check,
+        "warnings": job.warnings or [],
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,

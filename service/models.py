@@ -131,6 +131,8 @@ class Job(Base):
     trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     trial_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     pruned: Mapped[bool] = mapped_column(Boolean, default=False)
+    gradient_check: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    warnings: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -177,6 +179,25 @@ class EpochRecord(Base):
     seconds: Mapped[float] = mapped_column(Float)
 
 
+class DiagnosticRecord(Base):
+    """One layer's diagnostics at the end of one epoch (``training.diagnostics``)."""
+
+    __tablename__ = "diagnostics"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layer: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activation: Mapped[str] = mapped_column(String(20))
+    grad_norm_w: Mapped[float | None] = mapped_column(Float, nullable=True)
+    grad_norm_b: Mapped[float | None] = mapped_column(Float, nullable=True)
+    weight_norm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    update_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)
+    activation_mean: Mapped[float | None] = mapped_column(Float, nullable=True)
+    activation_std: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dead_fraction: Mapped[float | None] = mapped_column(Float, nullable=True)
+    saturated_fraction: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 class TrainedModel(Base):
     __tablename__ = "models"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -190,6 +211,9 @@ class TrainedModel(Base):
     classes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     feature_names: Mapped[list[Any]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    gradient_check: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    warnings: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __table_args__ = (Index("ix_models_tenant_id_id", "tenant_id", "id"),)

@@ -17,6 +17,8 @@ from backprop.losses import LOSSES
 from backprop.optimizers import OPTIMIZERS
 from backprop.schedules import SCHEDULES
 
+from .report_schemas import EvaluationOut, Finding, GradientCheckOut
+
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 PositiveNumber = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
 NonNegative = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
@@ -196,6 +198,10 @@ class JobOut(BaseModel):
     model_id: str | None
     error: ErrorOut | None
     attempts: int
+    gradient_check: GradientCheckOut | None = Field(
+        description="The report of `training.gradient_check`, when it ran (also on a failure).")
+    warnings: list[Finding] = Field(
+        description="Findings about the run (advice, never a failure).")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -225,6 +231,10 @@ class ModelOut(BaseModel):
     classes: list[str | int] | None
     feature_names: list[str]
     metrics: dict[str, Any]
+    evaluation: EvaluationOut | None = Field(
+        description="The evaluation report on the job's validation rows (when it had some).")
+    gradient_check: GradientCheckOut | None
+    warnings: list[Finding]
     created_at: datetime
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 import backprop
 from backprop import DivergenceError, GradientCheckError, SpecError
-from service import datasets, storage
+from service import datasets, inspection, storage
 from service.config import Settings
 from service.db import session_scope
 from service.models import Blob, Dataset, EpochRecord, Job, TrainedModel, new_id, utcnow
@@ -40,12 +40,12 @@ class Claim:
 
 
 def _finish(job_id: str, attempt: int, status: str, title: str | None = None,
-            detail: str | None = None) -> bool:
+            detail: str | None = None, **extra: Any) -> bool:
     with session_scope() as s:
         done = s.execute(update(Job).where(Job.id == job_id, Job.attempts == attempt,
                                            Job.status == "running")
                          .values(status=status, error_title=title, error_detail=detail,
-                                 finished_at=utcnow(), eta_seconds=None)).rowcount
+                                 finished_at=utcnow(), eta_seconds=None, **extra)).rowcount
         if done:
             _drop_checkpoint(s, job_id)
     return bool(done)
@@ -91,6 +91,7 @@ def claim(job_id: str, settings: Settings) -> Claim | None:
         # Epochs after the checkpoint were recorded by a lost attempt: they will be redone.
         s.execute(delete(EpochRecord).where(EpochRecord.job_id == job_id,
                                             EpochRecord.epoch > job.checkpoint_epoch))
+        inspection.forget_after(s, job_id, job.checkpoint_epoch)
         s.execute(update(Job).where(Job.id == job_id).values(epoch=job.checkpoint_epoch))
         return Claim(job_id, attempt, job.spec, job.dataset_id, job.checkpoint_blob_id,
                      job.checkpoint_epoch)
@@ -105,6 +106,7 @@ class Recorder:
     settings: Settings
     epochs: int
     pending: list[dict[str, Any]] = field(default_factory=list)
+    diagnostics: list[tuple[int, list[dict[str, Any]]]] = field(default_factory=list)
     cancelled: bool = False
     lost: bool = False
     started: float = field(default_factory=time.monotonic)
@@ -121,6 +123,8 @@ class Recorder:
         checkpoint = None
         if progress.record is not None:
             self.pending.append(progress.record)
+            if progress.diagnostics:
+                self.diagnostics.append((progress.epoch, progress.diagnostics))
             s = self.settings
             if progress.epoch < progress.epochs and (
                     progress.epoch - self.last_checkpoint_epoch >= s.checkpoint_every_epochs
@@ -150,6 +154,7 @@ class Recorder:
                 return True
             if self.pending:
                 s.add_all([EpochRecord(job_id=c.job_id, **_clean(r)) for r in self.pending])
+                s.add_all(inspection.records(c.job_id, self.diagnostics))
             if checkpoint is not None:
                 old = s.scalar(select(Job.checkpoint_blob_id).where(Job.id == c.job_id))
                 blob = storage.put(s, checkpoint)
@@ -161,6 +166,7 @@ class Recorder:
             self.cancelled = bool(s.scalar(select(Job.cancel_requested)
                                            .where(Job.id == c.job_id)))
         self.pending.clear()
+        self.diagnostics.clear()
         self.last_flush = now
         if checkpoint is not None:
             self.last_checkpoint, self.last_checkpoint_epoch = now, epoch
@@ -215,10 +221,13 @@ def run_job(job_id: str, settings: Settings | None = None) -> str | None:
                                resume=resume)
     except DivergenceError as exc:
         recorder.flush(exc.epoch - 1)
-        _finish(c.job_id, c.attempt, "failed", "Training diverged", str(exc))
+        with session_scope() as s:
+            warnings = inspection.findings(s, c.job_id)
+        _finish(c.job_id, c.attempt, "failed", "Training diverged", str(exc), warnings=warnings)
         return "failed"
     except GradientCheckError as exc:
-        _finish(c.job_id, c.attempt, "failed", "Gradient check failed", str(exc))
+        _finish(c.job_id, c.attempt, "failed", "Gradient check failed", str(exc),
+                gradient_check=exc.report)
         return "failed"
     except (SpecError, ValueError) as exc:
         _finish(c.job_id, c.attempt, "failed", "Invalid job", str(exc))
@@ -250,10 +259,11 @@ def _store(c: Claim, model: backprop.Model, task: str) -> str | None:
     with session_scope() as s:
         job = s.get(Job, c.job_id)
         model_id = new_id("mdl")
+        reports = inspection.reports(s, c.job_id, model)
         owned = s.execute(update(Job).where(Job.id == c.job_id, Job.attempts == c.attempt,
                                             Job.status == "running")
                           .values(status="succeeded", finished_at=utcnow(), eta_seconds=None,
-                                  model_id=model_id, metrics=model.metrics)).rowcount
+                                  model_id=model_id, metrics=model.metrics, **reports)).rowcount
         if not owned:
             return None
         blob = storage.put(s, model.to_bytes())
@@ -263,6 +273,6 @@ def _store(c: Claim, model: backprop.Model, task: str) -> str | None:
                            outputs=model.n_outputs, task=task, classes=model.classes,
                            feature_names=model.feature_names or [],
                            metrics={**model.metrics, "stop_reason": model.stop_reason},
-                           blob_id=blob.id))
+                           evaluation=model.evaluation, **reports, blob_id=blob.id))
         _drop_checkpoint(s, c.job_id)
     return "succeeded"

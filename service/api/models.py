@@ -19,7 +19,8 @@ def out(m: TrainedModel) -> dict[str, Any]:
     return {"id": m.id, "job_id": m.job_id, "dataset_id": m.dataset_id, "spec": m.spec,
             "inputs": m.inputs, "outputs": m.outputs, "task": m.task, "classes": m.classes,
             "feature_names": m.feature_names, "metrics": m.metrics,
-            "created_at": m.created_at.isoformat()}
+            "evaluation": m.evaluation, "gradient_check": m.gradient_check,
+            "warnings": m.warnings or [], "created_at": m.created_at.isoformat()}
 
 
 def _cache() -> ModelCache:

@@ -12,7 +12,8 @@ import pytest
 from .helpers import BLOBS, QUICK, XOR, locs, problem, train, utc_time, walk
 
 MODEL_FIELDS = {"id", "job_id", "dataset_id", "spec", "inputs", "outputs", "task", "classes",
-                "feature_names", "metrics", "created_at"}
+                "feature_names", "metrics", "evaluation", "gradient_check", "warnings",
+                "created_at"}
 
 
 @pytest.fixture()
