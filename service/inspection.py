@@ -49,7 +49,7 @@ def layer_out(r: Any) -> dict[str, Any]:
 
 def page(s: Session, job_id: str, after: int, limit: int) -> dict[str, Any]:
     """Up to ``limit`` epochs after ``after``, each ``{"epoch", "layers": [...]}``."""
-    epochs = s.scalars(select(DiagnosticRecord.epoch.distinct())
+    epochs = s.scalars(select(DiagnosticRecord.epoch).distinct()
                        .where(DiagnosticRecord.job_id == job_id, DiagnosticRecord.epoch > after)
                        .order_by(DiagnosticRecord.epoch).limit(limit + 1)).all()
     shown = epochs[:limit]

@@ -64,13 +64,13 @@ def trace_model(path: ModelPath, body: TraceIn) -> Any:
                       "(MAX_TRACE_CHECK_PARAMETERS)")
     X = check_rows(body.inputs, m.inputs, limits.max_trace_rows, "MAX_TRACE_ROWS")
     Y = trace_targets(model, body.targets, body.labels, len(X))
-    if model.standardizer is not None:
-        X = model.standardizer.transform(X)
     training = model.spec["training"]
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # overflow is answered below, not raised as a warning
+        if model.standardizer is not None:
+            X = model.standardizer.transform(X)
         result = backprop.trace(model.network, X, Y, training["loss"], training["l2"],
                                 check=body.check)
-    bad = [i for i in range(len(X)) if not all(
+    bad = [i for i in range(len(X)) if not np.isfinite(X[i]).all() or not all(
         np.isfinite(layer[k][i]).all() for layer in result["layers"] for k in ("z", "delta"))]
     if bad or not np.isfinite(result["loss"]):
         row = bad[0] if bad else 0
