@@ -1,16 +1,17 @@
 """Per-layer diagnostics of a network while it trains.
 
-At the end of a diagnostic epoch the trainer hands over what backward already has: the flat
-gradient of the epoch's last batch (``network.grads``) and the parameters before that batch's
-optimiser step. Activations come from one forward pass over a fixed *sample* of the training
-rows (the first ``SAMPLE_ROWS``, the same every epoch), so that "dead" means never active over
-those rows whatever the batch size. Nothing here touches the training RNG: training with
-diagnostics gives bit-for-bit the weights and history of training without them.
+At the end of a diagnostic epoch a ``Probe`` runs the engine's own backward pass on a fixed
+*sample* of the training rows (the first ``SAMPLE_ROWS``, the same rows every epoch) with a
+shadow copy of the network at the epoch-end weights, and gets the parameters before the epoch's
+last optimiser step from the trainer. A fixed sample rather than the last batch: with online or
+small batches the last batch's gradient is one row's (zero for an all-zero input row) and a unit
+inactive on one row is not dead. Nothing here touches the training network or its RNG: training
+with diagnostics gives bit-for-bit the weights and history of training without them.
 
 Per layer (``layer_diagnostics``):
 
-- ``grad_norm_W``, ``grad_norm_b``: Euclidean norms of d(loss)/dW and d(loss)/db (L2 term
-  included: it is the gradient the optimiser used);
+- ``grad_norm_W``, ``grad_norm_b``: Euclidean norms of d(loss)/dW and d(loss)/db on the sample
+  (L2 term included, as in training);
 - ``weight_norm``: norm of W after the step; ``update_ratio``: ||W_after - W_before|| /
   ||W_before|| of that last step (``None`` when W_before is all zeros);
 - ``activation_mean``, ``activation_std``: of the layer's outputs over the sample;
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .activations import activation
+from .losses import Loss
 from .network import Network
 
 SAMPLE_ROWS = 256
@@ -82,10 +84,11 @@ def saturated_fraction(name: str, a: np.ndarray) -> float | None:
 
 def layer_diagnostics(network: Network, sample: np.ndarray,
                       params_before: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """One dict per layer (``layer``, ``activation`` and ``FIELDS``) from the network's current
-    parameters and gradients (``network.grads``), the parameters before the last optimiser step
-    (``params_before``, same layout; ``None`` leaves ``update_ratio`` empty) and the rows
-    ``sample`` ``(n_samples, n_inputs)`` in the network's input space."""
+    """One dict per layer (``layer``, ``activation`` and ``FIELDS``) from the network's
+    parameters and gradients (``network.grads``, taken as the gradient on ``sample``), the
+    parameters before the last optimiser step (``params_before``, same layout; ``None`` leaves
+    ``update_ratio`` empty) and the rows ``sample`` ``(n_samples, n_inputs)`` in the network's
+    input space."""
     params, grads = network.params, network.grads
     outputs = layer_outputs(network, sample) if len(sample) else None
     rows = []
@@ -116,3 +119,22 @@ def layer_diagnostics(network: Network, sample: np.ndarray,
             row[key] = _finite(row[key])
         rows.append(row)
     return rows
+
+
+class Probe:
+    """Diagnostics of a training network on the first ``SAMPLE_ROWS`` rows of ``X, Y``.
+
+    Holds a shadow copy of the network (made once), so that the training network's gradient
+    and work buffers are never touched."""
+
+    def __init__(self, network: Network, X: np.ndarray, Y: np.ndarray, loss: Loss,
+                 l2: float = 0.0) -> None:
+        self.shadow = network.copy()
+        self.X, self.Y = X[:SAMPLE_ROWS], Y[:SAMPLE_ROWS]
+        self.loss, self.l2 = loss, l2
+
+    def __call__(self, network: Network, params_before: np.ndarray | None
+                 ) -> list[dict[str, Any]]:
+        np.copyto(self.shadow.params, network.params)
+        self.shadow.loss_and_grad(self.X, self.Y, self.loss, self.l2)
+        return layer_diagnostics(self.shadow, self.X, params_before)

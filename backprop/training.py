@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import serialize
-from .diagnostics import SAMPLE_ROWS, layer_diagnostics
+from .diagnostics import Probe
 from .errors import DivergenceError
 from .losses import loss as get_loss
 from .network import Network
@@ -139,6 +139,7 @@ class Trainer:
         self.stop_reason = None
         diag_every = (cfg.get("diagnostics") or {}).get("every", 0)
         before = np.empty_like(params) if diag_every else None
+        probe = Probe(net, X, Y, loss, l2) if diag_every else None
 
         for epoch in range(self.epoch, cfg["epochs"]):
             t0 = time.perf_counter()
@@ -199,7 +200,7 @@ class Trainer:
             record["seconds"] = time.perf_counter() - t0
             self.history.append(record)
             self.epoch = epoch + 1
-            layers = layer_diagnostics(net, X[:SAMPLE_ROWS], before) if diag else None
+            layers = probe(net, before) if probe and diag else None
             if layers is not None:
                 self.diagnostics.append({"epoch": self.epoch, "layers": layers})
             monitored = record["val_loss"] if has_val and record["val_loss"] is not None \
