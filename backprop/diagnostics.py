@@ -56,7 +56,7 @@ def layer_outputs(network: Network, X: np.ndarray) -> list[tuple[np.ndarray, np.
 
 
 def _norm(x: np.ndarray) -> float:
-    x = x.ravel()
+    x = x.ravel().astype(np.float64)  # a float32 sum of squares overflows past norms of ~1e19
     return math.sqrt(float(np.dot(x, x)))
 
 

@@ -152,3 +152,22 @@ def test_too_many_diagnostics_rows_is_refused(client: Any, auth: dict[str, str])
     body["training"]["diagnostics"] = {"each": 1}
     assert locs(problem(client.post("/v1/jobs", headers=auth, json=body), 422)) == [
         ["training", "diagnostics", "each"]]
+
+
+def test_diverged_job_says_its_gradients_exploded(app: Any, client: Any,
+                                                  auth: dict[str, str]) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3)) * 50
+    data = {"name": "big", "inputs": X.tolist(),
+            "targets": (X @ rng.normal(size=(3, 1))).tolist()}
+    ds = make_dataset(client, auth, data)
+    job = make_job(client, auth, ds["id"], [{"units": 8, "activation": "identity"},
+                                            {"units": 1}],
+                   {"optimizer": {"name": "sgd", "learning_rate": 3e-3}, "epochs": 50,
+                    "batch_size": "full", "standardize": False, "seed": 0,
+                    "diagnostics": {"every": 1}})
+    assert run(app, job["id"]) == "failed"
+    done = client.get(f"/v1/jobs/{job['id']}", headers=auth).get_json()
+    assert done["error"]["title"] == "Training diverged"
+    (found,) = done["warnings"]
+    assert found["name"] == "exploding_gradients" and found["value"] > found["threshold"]
