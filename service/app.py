@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
 import orjson
 from flask import Request, Response, redirect, request
 from flask.json.provider import JSONProvider
-from flask_limiter import Limiter
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from threadpoolctl import threadpool_limits
 from werkzeug.exceptions import UnsupportedMediaType
 
-from . import db, errors
+from . import db, errors, ratelimit
 from .config import Settings
 from .openapi_doc import finish_document
 from .queue import make_celery
@@ -75,14 +73,6 @@ def _validation_error(exc: ValidationError) -> Response:
     return errors.problem(err.status, err.title, err.detail, err.errors)
 
 
-def _rate_key() -> str:
-    """Rate limits count per API key (per client address without one)."""
-    header = request.headers.get("Authorization", "")
-    if header:
-        return "key:" + hashlib.sha256(header.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return "addr:" + (request.remote_addr or "unknown")
-
-
 def create_app(overrides: dict[str, Any] | None = None) -> ServiceApp:
     """Build the app. ``overrides`` are settings (see ``Settings``) for tests."""
     settings = Settings.from_env(**(overrides or {}))
@@ -111,11 +101,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> ServiceApp:
 
     from .api import datasets, export, inspect, jobs, models, ops, sweeps
 
-    limiter = Limiter(key_func=_rate_key, app=app, storage_uri=settings.redis_url or "memory://",
-                      headers_enabled=True, strategy="fixed-window")
+    ratelimit.init_app(app, settings)  # checked after authentication (api/common.py)
     for module in (datasets, jobs, models, export, sweeps, inspect):
-        if settings.rate_limit:
-            limiter.shared_limit(settings.rate_limit, scope="v1")(module.bp)
         app.register_api(module.bp)
     app.register_api(ops.bp)
 

@@ -117,10 +117,6 @@ def register(app: Flask) -> None:
         headers = {}
         if exc.code == 405 and exc.valid_methods:
             headers["Allow"] = ", ".join(sorted(exc.valid_methods))
-        if exc.code == 429:
-            return problem(429, "Too Many Requests",
-                           f"rate limit exceeded ({exc.description}); retry after the number "
-                           "of seconds in Retry-After (RATE_LIMIT)")
         if exc.code == 413:
             return problem(413, "Content Too Large",
                            f"the request body is larger than the limit of "

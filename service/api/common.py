@@ -9,7 +9,7 @@ from flask import current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import select
 
-from .. import auth, db
+from .. import auth, db, ratelimit
 from ..config import Settings
 from ..errors import APIError, not_found
 from ..schemas import ListQuery
@@ -29,7 +29,13 @@ def blueprint(name: str, tag: str, description: str) -> APIBlueprint:
 
     @bp.before_request
     def _authenticate() -> None:
-        g.tenant_id = auth.authenticate(db.request_session(), request.headers.get("Authorization"))
+        try:
+            g.tenant_id = auth.authenticate(db.request_session(),
+                                            request.headers.get("Authorization"))
+        except APIError:
+            ratelimit.limit(None)  # no valid key: counted per client address
+            raise
+        ratelimit.limit(g.tenant_id)  # one budget per tenant, however the header is spelt
         if request.method in ("POST", "PUT", "PATCH"):
             _check_body()
 

@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
-from .. import db
+from .. import db, ratelimit
 from ..models import Dataset, Job, TrainedModel
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -55,9 +55,12 @@ def healthz() -> Any:
 
 @bp.get("/readyz", responses={200: Ready, 503: Ready})
 def readyz() -> Any:
-    """Database and broker reachable (`200`), else `503` naming the part that is down."""
+    """Database and broker reachable (`200`), else `503` naming the part that is down.
+    `rate_limit_store` is named too, but does not make the service unready: without it the
+    API answers, unlimited."""
     checks = {"database": check_database(), "broker": check_broker()}
     ok = all(v == "ok" for v in checks.values())
+    checks.update(ratelimit.readiness())
     return {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
 
 

@@ -24,7 +24,8 @@ def test_healthz(client: Any) -> None:
 def test_readyz(client: Any) -> None:
     resp = client.get("/readyz")
     assert resp.status_code == 200
-    assert resp.get_json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert resp.get_json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok",
+                                                          "rate_limit_store": "ok"}}
 
 
 @pytest.fixture()

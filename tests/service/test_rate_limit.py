@@ -1,26 +1,150 @@
+"""Rate limits: per tenant however the header is spelt, per address without a valid key, one
+budget across app instances (processes) sharing DATA_DIR, Retry-After only when limited, and a
+store that is down lets requests through (counted, named by /readyz)."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+from prometheus_client import REGISTRY
+
 from service import auth, db
 
+from .helpers import problem
 
-def test_rate_limit_is_per_key_and_answers_429_problem(database_url: str,
-                                                      tmp_path: Path) -> None:
+
+def _app(tmp_path: Path, database_url: str, **overrides: Any) -> Any:
     from service.app import create_app
 
-    app = create_app({"data_dir": tmp_path, "database_url": database_url,
-                      "broker_url": "filesystem://", "rate_limit": "3 per minute"})
+    return create_app({"data_dir": tmp_path, "database_url": database_url,
+                       "broker_url": "filesystem://", "rate_limit": "3 per minute",
+                       **overrides})
+
+
+def _key(tenant: str) -> str:
     with db.session_scope() as s:
-        first, second = auth.create_key(s, "rl-a"), auth.create_key(s, "rl-b")
-    client: Any = app.test_client()
+        return auth.create_key(s, f"{tenant}-{secrets.token_hex(3)}")
+
+
+def test_rate_limit_is_per_tenant_and_answers_429_problem(database_url: str,
+                                                         tmp_path: Path) -> None:
+    client: Any = _app(tmp_path, database_url).test_client()
+    first, second = _key("rl-a"), _key("rl-b")
     a = {"Authorization": f"Bearer {first}"}
-    assert [client.get("/v1/datasets", headers=a).status_code for _ in range(3)] == [200] * 3
+    ok = client.get("/v1/datasets", headers=a)
+    assert ok.status_code == 200 and ok.headers["X-RateLimit-Limit"] == "3"
+    assert [client.get("/v1/datasets", headers=a).status_code for _ in range(2)] == [200] * 2
     r = client.get("/v1/jobs", headers=a)
-    assert r.status_code == 429
-    assert r.content_type == "application/problem+json"
-    assert r.json["status"] == 429 and "RATE_LIMIT" in r.json["detail"]
-    assert int(r.headers["Retry-After"]) > 0
-    # another key has its own budget; operational endpoints are not limited
+    body = problem(r, 429)
+    assert "RATE_LIMIT" in body["detail"]
+    assert 0 < int(r.headers["Retry-After"]) <= 60
+    # another tenant has its own budget; operational endpoints are not limited
     assert client.get("/v1/datasets", headers={"Authorization": f"Bearer {second}"}
                       ).status_code == 200
     assert all(client.get("/healthz").status_code == 200 for _ in range(5))
+
+
+def test_spellings_of_one_key_share_one_budget(database_url: str, tmp_path: Path) -> None:
+    client: Any = _app(tmp_path, database_url).test_client()
+    key = _key("rl-spell")
+    spellings = [f"Bearer {key}", f"bearer {key}", f"Bearer  {key}", f"BEARER {key} "]
+    codes = [client.get("/v1/datasets", headers={"Authorization": h}).status_code
+             for h in spellings]
+    assert codes == [200, 200, 200, 429]
+
+
+def test_requests_without_a_valid_key_are_limited_per_address(database_url: str,
+                                                              tmp_path: Path) -> None:
+    client: Any = _app(tmp_path, database_url).test_client()
+    codes = [client.get("/v1/datasets", headers={"Authorization": f"Bearer bp_{i}"}).status_code
+             for i in range(3)]
+    assert codes == [401] * 3
+    problem(client.get("/v1/datasets", headers={"Authorization": "Bearer bp_fresh"}), 429)
+    problem(client.get("/v1/datasets"), 429)  # no header at all: the same address
+    other = client.get("/v1/datasets", headers={"Authorization": "Bearer bp_x"},
+                       environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert other.status_code == 401  # another address has its own budget
+    # a valid key is not charged for its address's failures
+    assert client.get("/v1/datasets", headers={"Authorization": f"Bearer {_key('rl-ok')}"}
+                      ).status_code == 200
+
+
+def test_processes_sharing_data_dir_share_one_budget(database_url: str, tmp_path: Path) -> None:
+    """The embedded run: each gunicorn process builds its own app on the same DATA_DIR."""
+    one, two = (_app(tmp_path, database_url).test_client() for _ in range(2))
+    h = {"Authorization": f"Bearer {_key('rl-shared')}"}
+    codes = [c.get("/v1/datasets", headers=h).status_code for c in (one, two, one, two)]
+    assert codes == [200, 200, 200, 429]
+
+
+def test_retry_after_only_on_429_and_503(database_url: str, tmp_path: Path) -> None:
+    client: Any = _app(tmp_path, database_url, rate_limit="100 per minute").test_client()
+    h = {"Authorization": f"Bearer {_key('rl-ra')}"}
+    answers = [client.get("/v1/datasets", headers=h), client.get("/v1/datasets/nope", headers=h),
+               client.get("/v1/datasets"), client.get("/healthz"), client.get("/readyz"),
+               client.post("/v1/datasets", headers=h, json={"name": 1}),
+               client.get("/v1/jobs?limit=0", headers=h), client.get("/openapi.json")]
+    assert [r.status_code for r in answers] == [200, 404, 401, 200, 200, 422, 422, 200]
+    for r in answers:
+        assert "Retry-After" not in r.headers, (r.status_code, r.request.path)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def private_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own (the shared one is never stopped)."""
+    port = _free_port()
+    try:
+        proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "",
+                                 "--appendonly", "no", "--bind", "127.0.0.1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except FileNotFoundError:
+        pytest.skip("redis-server is not installed")
+    import redis
+
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    client.close()
+    yield f"redis://127.0.0.1:{port}/0", proc
+    proc.kill()
+    proc.wait()
+
+
+def _store_errors() -> float:
+    return REGISTRY.get_sample_value("ratelimit_store_errors_total") or 0.0
+
+
+def test_store_down_fails_open_counts_and_is_named(database_url: str, tmp_path: Path,
+                                                   private_redis: Any) -> None:
+    url, proc = private_redis
+    app = _app(tmp_path, database_url, redis_url=url)
+    client: Any = app.test_client()
+    h = {"Authorization": f"Bearer {_key('rl-down')}"}
+    assert [client.get("/v1/datasets", headers=h).status_code for _ in range(4)] == \
+        [200, 200, 200, 429]  # the limit really is in this Redis
+    assert client.get("/readyz").get_json()["checks"]["rate_limit_store"] == "ok"
+    proc.kill()
+    proc.wait()
+    before = _store_errors()
+    assert [client.get("/v1/datasets", headers=h).status_code for _ in range(5)] == [200] * 5
+    assert _store_errors() >= before + 5
+    ready = client.get("/readyz")
+    assert ready.status_code == 200  # the API answers: not a reason to be taken out
+    assert ready.get_json()["checks"]["rate_limit_store"].startswith("unreachable")

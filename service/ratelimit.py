@@ -1,0 +1,211 @@
+"""Rate limits on ``/v1``: one budget per tenant (authenticated), one per client address (not).
+
+The budget (``RATE_LIMIT``, e.g. ``1200 per minute``, a fixed window) is counted with the
+``limits`` library in a store every web process shares: Redis when ``REDIS_URL`` is set
+(docker-compose), else a small SQLite file under ``DATA_DIR`` (``make run``), so the limit is
+one limit per key whatever the number of gunicorn processes.
+
+The check runs after authentication (``common.blueprint``), so ``Bearer KEY``, ``bearer KEY``
+and ``Bearer  KEY`` are one tenant and one budget, and a request without a valid key counts
+against its address (random keys do not buy fresh budgets).
+
+The store is not worth an outage: when it is unreachable the request is let through (fail
+open), the error is counted in ``ratelimit_store_errors_total``, logged once per outage, and
+``/readyz`` names it. After a failure the store is left alone for ``RETRY_SECONDS`` so that a
+dead Redis does not add a connection timeout to every request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from limits import RateLimitItem, parse
+from limits.storage import RedisStorage, Storage
+from limits.strategies import FixedWindowRateLimiter
+from prometheus_client import Counter
+
+from .config import Settings
+from .errors import APIError
+
+log = logging.getLogger(__name__)
+
+STORE_ERRORS = Counter("ratelimit_store_errors", "Rate-limit checks let through because the "
+                       "rate limiter's store (Redis, or the SQLite file) was unreachable")
+RETRY_SECONDS = 5.0
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
+class SqliteStorage(Storage):
+    """Fixed-window counters in one SQLite file shared by the processes of one machine.
+
+    One short write transaction per hit (WAL, no fsync: counters may be lost in a crash, which
+    only forgives a window)."""
+
+    STORAGE_SCHEME = ["bp-sqlite"]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
+                 **options: Any) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions)
+        self.path = str(options.get("path") or (uri or "").removeprefix("bp-sqlite://"))
+        self._local = threading.local()
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return sqlite3.Error
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=1.0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, "
+                         "count INTEGER NOT NULL, expires REAL NOT NULL)")
+            self._local.conn = conn
+        return conn
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "INSERT INTO counters (key, count, expires) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET "
+                "count = CASE WHEN expires <= ? THEN excluded.count ELSE count + excluded.count "
+                "END, expires = CASE WHEN expires <= ? THEN excluded.expires ELSE expires END "
+                "RETURNING count", (key, amount, now + expiry, now, now)).fetchone()
+            if row[0] == amount:  # a new window: forget expired windows of every key now and then
+                conn.execute("DELETE FROM counters WHERE expires <= ?", (now,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return int(row[0])
+
+    def get(self, key: str) -> int:
+        row = self._conn().execute("SELECT count FROM counters WHERE key = ? AND expires > ?",
+                                   (key, time.time())).fetchone()
+        return int(row[0]) if row else 0
+
+    def get_expiry(self, key: str) -> float:
+        row = self._conn().execute("SELECT expires FROM counters WHERE key = ?",
+                                   (key,)).fetchone()
+        return float(row[0]) if row else time.time()
+
+    def check(self) -> bool:
+        self._conn().execute("SELECT 1")
+        return True
+
+    def reset(self) -> int | None:
+        return self._conn().execute("DELETE FROM counters").rowcount
+
+    def clear(self, key: str) -> None:
+        self._conn().execute("DELETE FROM counters WHERE key = ?", (key,))
+
+
+class RateLimiter:
+    """``RATE_LIMIT`` per key over the shared store, failing open when the store is down."""
+
+    def __init__(self, limit: str, storage: Storage, store_name: str) -> None:
+        self.item: RateLimitItem = parse(limit)
+        self.storage, self.store_name = storage, store_name
+        self.strategy = FixedWindowRateLimiter(storage)
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> dict[str, str]:
+        """Count one request for ``key``: the rate-limit headers, or a 429 problem."""
+        if time.monotonic() < self._down_until:
+            STORE_ERRORS.inc()
+            return {}
+        try:
+            allowed = self.strategy.hit(self.item, "v1", key)
+            if allowed:
+                remaining = max(0, self.item.amount - self.storage.get(
+                    self.item.key_for("v1", key)))
+                self._recovered()
+                return {"X-RateLimit-Limit": str(self.item.amount),
+                        "X-RateLimit-Remaining": str(remaining)}
+            reset = self.storage.get_expiry(self.item.key_for("v1", key))
+        except Exception as exc:  # redis and sqlite raise several kinds of connection errors
+            self._failed(exc)
+            return {}
+        retry = max(1, math.ceil(reset - time.time()))
+        raise APIError(429, "Too Many Requests",
+                       f"rate limit exceeded ({self.item}); retry after the number of seconds "
+                       "in Retry-After (RATE_LIMIT)",
+                       headers={"Retry-After": str(retry),
+                                "X-RateLimit-Limit": str(self.item.amount),
+                                "X-RateLimit-Remaining": "0"})
+
+    def _failed(self, exc: Exception) -> None:
+        STORE_ERRORS.inc()
+        with self._lock:
+            first = self._down_until == 0.0
+            self._down_until = time.monotonic() + RETRY_SECONDS
+        if first:
+            log.warning("rate limiter store (%s) unreachable, letting requests through "
+                        "unlimited until it is back: %s: %s", self.store_name,
+                        type(exc).__name__, exc)
+
+    def _recovered(self) -> None:
+        if self._down_until:
+            with self._lock:
+                self._down_until = 0.0
+            log.warning("rate limiter store (%s) is reachable again; limits apply",
+                        self.store_name)
+
+    def status(self) -> str:
+        """``ok``, or why the store cannot be used (for ``/readyz``)."""
+        try:
+            if not self.storage.check():
+                return "unreachable (requests are not rate limited)"
+            return "ok"
+        except Exception as exc:
+            return f"unreachable: {type(exc).__name__} (requests are not rate limited)"
+
+
+def make_limiter(settings: Settings) -> RateLimiter | None:
+    if not settings.rate_limit:
+        return None
+    if settings.redis_url:
+        storage: Storage = RedisStorage(settings.redis_url,
+                                        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                                        socket_timeout=REDIS_TIMEOUT_SECONDS)
+        return RateLimiter(settings.rate_limit, storage, "redis")
+    path = Path(settings.data_dir).resolve() / "ratelimit.sqlite"
+    return RateLimiter(settings.rate_limit, SqliteStorage(path=str(path)), "sqlite")
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    app.extensions["ratelimit"] = make_limiter(settings)
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        for name, value in g.get("ratelimit_headers", {}).items():
+            resp.headers.setdefault(name, value)
+        return resp
+
+
+def limit(tenant_id: str | None) -> None:
+    """Count this request against its tenant (``None``: its client address); 429 when over."""
+    limiter: RateLimiter | None = current_app.extensions.get("ratelimit")
+    if limiter is None:
+        return
+    key = f"tenant:{tenant_id}" if tenant_id else f"addr:{request.remote_addr or 'unknown'}"
+    g.ratelimit_headers = limiter.hit(key)
+
+
+def readiness() -> dict[str, str]:
+    """The store's state for ``/readyz`` (absent when rate limiting is off)."""
+    limiter: RateLimiter | None = current_app.extensions.get("ratelimit")
+    return {} if limiter is None else {"rate_limit_store": limiter.status()}
