@@ -11,7 +11,20 @@ from __future__ import annotations
 
 import os
 
-worker_class = "gthread"
+# -- threads and processes ---------------------------------------------------------------------
 threads = int(os.environ.get("GUNICORN_THREADS") or 8)
+
+# -- slow and hostile clients (service/gunicorn_worker.py) -------------------------------------
+# gthread, with a read deadline per request (CLIENT_TIMEOUT_SECONDS, default 20, extended by
+# one second per CLIENT_MIN_BYTES_PER_SECOND bytes received, default 500) so that clients
+# dribbling their headers or body cannot hold every thread; gunicorn's own error answers (400,
+# 408, 414, 431) are problem+json.
+worker_class = "service.gunicorn_worker.GuardedThreadWorker"
+timeout = 30  # a process whose main loop stops for this long is restarted
+keepalive = 5  # idle kept-alive connections wait in the poller (no thread), then close
+limit_request_line = 8190  # longer request lines (URLs): 414
+limit_request_fields = 100  # more header fields: 431
+limit_request_field_size = 8190  # a longer header field: 431
+
 accesslog = "-"
 graceful_timeout = 10

@@ -19,6 +19,14 @@ ERRORS = {
     "429": "Rate limit exceeded; see Retry-After",
     "503": "Database or broker unavailable; retry later",
 }
+# Answered by the HTTP server (gunicorn, service/gunicorn_worker.py) before the app sees the
+# request, on every path; problem details too.
+SERVER_ERRORS = {
+    "400": "Malformed request line or header",
+    "408": "The request did not arrive in time (CLIENT_TIMEOUT_SECONDS)",
+    "414": "Request line (URL) too long",
+    "431": "Too many header fields, or one too large",
+}
 
 
 def _problem_response(description: str) -> dict[str, Any]:
@@ -47,6 +55,8 @@ def finish_document(doc: dict[str, Any]) -> None:
                 if code.startswith(("4", "5")):
                     responses[code] = _problem_response(resp.get("description") or
                                                         ERRORS.get(code, "Error"))
+            for code, description in SERVER_ERRORS.items():
+                responses.setdefault(code, _problem_response(description))
             if not path.startswith("/v1"):
                 op.pop("security", None)
                 responses.pop("422", None)  # no parameters, no body: nothing to validate
