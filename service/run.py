@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def commands(settings: Settings, port: int, web_workers: int,
-             host: str = "0.0.0.0") -> dict[str, list[str]]:
+             host: str = "127.0.0.1") -> dict[str, list[str]]:
     """The two processes: the same commands docker-compose runs."""
     return {
         "api": [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf",
@@ -39,7 +39,7 @@ class Processes:
     """The API and a worker as child processes (each in its own process group)."""
 
     def __init__(self, env: dict[str, str], port: int, web_workers: int = 2,
-                 host: str = "0.0.0.0", log_dir: Path | None = None) -> None:
+                 host: str = "127.0.0.1", log_dir: Path | None = None) -> None:
         self.env, self.port, self.web_workers, self.host = env, port, web_workers, host
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -106,6 +106,15 @@ class Processes:
             f.close()
 
 
+def listening(host: str, port: int) -> str:
+    """Where the API listens, as the line ``make run`` prints."""
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::", ""):
+        return (f"API listening on {shown}:{port} (every interface; this machine: "
+                f"http://127.0.0.1:{port}, docs at /docs)")
+    return f"API on http://{shown}:{port}  docs: http://{shown}:{port}/docs"
+
+
 def main() -> int:
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -129,10 +138,12 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    procs = Processes(dict(os.environ), port, int(os.environ.get("WEB_CONCURRENCY") or 2))
+    # Loopback unless asked: the embedded run is for this machine (HOST=0.0.0.0 opens it).
+    host = os.environ.get("HOST") or "127.0.0.1"
+    procs = Processes(dict(os.environ), port, int(os.environ.get("WEB_CONCURRENCY") or 2),
+                      host=host)
     procs.start(ready_timeout=None)
-    print(f"  API on http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs  "
-          f"(Ctrl-C stops)\n", flush=True)
+    print(f"  {listening(host, port)}  (Ctrl-C stops)\n", flush=True)
     code = 0
     while not stopping:
         name = procs.exited()

@@ -16,7 +16,7 @@ def test_compose_runs_the_tested_commands() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"postgres", "redis", "migrate", "api", "worker"} <= set(services)
-    tested = commands(Settings.from_env(), port=8000, web_workers=4)
+    tested = commands(Settings.from_env(), port=8000, web_workers=4, host="0.0.0.0")
     for name in ("api", "worker"):
         command = [part.replace("${WEB_CONCURRENCY:-4}", "4") for part in
                    services[name]["command"]]
