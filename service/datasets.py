@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,95 +83,6 @@ def from_json(body: DatasetCreate, limits: Limits) -> Parsed:
     classes, idx = _classes(labels, ["labels"])
     _check_shape(n, features, len(classes), limits, "labels")
     return Parsed(body.name, X, idx, classes, names, ["label"])
-
-
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def from_csv(data: bytes, name: str | None, target: str | None, limits: Limits) -> Parsed:
-    """A CSV with a header row; ``target`` names one or more (comma-separated) target columns.
-    A non-numeric target column means classification (one target column)."""
-    if not name:
-        raise invalid(["query", "name"], "a CSV upload needs ?name=...")
-    if not target:
-        raise invalid(["query", "target"], "a CSV upload needs ?target=<column>[,<column>...]")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise invalid(["body"], f"the CSV is not UTF-8 (byte {exc.start})") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise invalid(["body"], "the CSV is empty; it needs a header row") from None
-    except csv.Error as exc:
-        raise invalid(["body"], f"the CSV is malformed: {exc}") from None
-    header = [h.strip() for h in header]
-    if any(not h for h in header):
-        raise invalid(["body", "header"], f"column {header.index('') + 1} has an empty name")
-    seen: set[str] = set()
-    for h in header:
-        if h in seen:
-            raise invalid(["body", "header"], f"the column name {h!r} appears twice")
-        seen.add(h)
-    targets = [t.strip() for t in target.split(",")]
-    for t in targets:
-        if t not in seen:
-            raise invalid(["query", "target"], f"no column {t!r}; the columns are {header}")
-    if len(set(targets)) != len(targets):
-        raise invalid(["query", "target"], "a target column is named twice")
-    t_idx = [header.index(t) for t in targets]
-    f_idx = [i for i in range(len(header)) if i not in t_idx]
-    if not f_idx:
-        raise invalid(["query", "target"], "no input columns are left besides the targets")
-    _check_shape(0, len(f_idx), len(t_idx), limits, "body")
-
-    cells: list[list[str]] = []
-    try:
-        for line_no, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise invalid(["body", line_no], f"line {line_no} has {len(row)} fields but the "
-                              f"header has {len(header)}")
-            cells.append(row)
-            if len(cells) > limits.max_rows:
-                raise too_large("MAX_ROWS", f"the CSV has more than {limits.max_rows} rows",
-                                ["body"])
-    except csv.Error as exc:
-        raise invalid(["body"], f"the CSV is malformed: {exc}") from None
-    if not cells:
-        raise invalid(["body"], "the CSV has a header but no data rows")
-
-    X = np.empty((len(cells), len(f_idx)))
-    for r, row in enumerate(cells):
-        for c, j in enumerate(f_idx):
-            value = _number(row[j].strip())
-            if value is None:
-                raise invalid(["body", r + 2, header[j]],
-                              f"line {r + 2}, column {header[j]!r}: {row[j]!r} is not a finite "
-                              "number (input columns must be numeric)")
-            X[r, c] = value
-    raw_targets = [[row[j].strip() for j in t_idx] for row in cells]
-    numeric = [[_number(v) for v in row] for row in raw_targets]
-    if all(v is not None for row in numeric for v in row):
-        Y = np.asarray(numeric, dtype=np.float64)
-        return Parsed(name, X, Y, None, [header[j] for j in f_idx], targets)
-    if len(targets) > 1:
-        raise invalid(["query", "target"], "a non-numeric target column means classification, "
-                      "which takes exactly one target column")
-    labels = [row[0] for row in raw_targets]
-    for r, label in enumerate(labels):
-        if not label:
-            raise invalid(["body", r + 2, targets[0]], f"line {r + 2}: the label is empty")
-    classes, idx = _classes(labels, ["body", targets[0]])
-    _check_shape(len(cells), len(f_idx), len(classes), limits, "body")
-    return Parsed(name, X, idx, classes, [header[j] for j in f_idx], targets)
 
 
 def store(session: Session, tenant_id: str, parsed: Parsed) -> Dataset:

@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from backprop.activations import ACTIVATIONS
 from backprop.initializers import INITIALIZERS
@@ -19,13 +28,33 @@ from backprop.schedules import SCHEDULES
 
 from .report_schemas import EvaluationOut, Finding, GradientCheckOut
 
+
+def storable(value: str) -> str:
+    """Text the database can hold: PostgreSQL refuses the NUL character (SQLite would keep
+    it), so it is refused here, alike on every database."""
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+def _cursor(value: str) -> str:
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):
+        raise ValueError("must be a next_cursor value from a previous page (an epoch number)")
+    return value
+
+
+Storable = AfterValidator(storable)
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 PositiveNumber = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
 NonNegative = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
 Fraction = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, lt=1)]
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
-Name = Annotated[str, Field(strict=True, min_length=1, max_length=200)]
-Label = Annotated[StrictStr, Field(min_length=1, max_length=200)] | StrictInt
+MAX_NAME_CHARS = 200  # the name columns (String(200)); feature names and labels alike
+Name = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME_CHARS), Storable]
+Label = Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME_CHARS), Storable] | StrictInt
+Id = Annotated[str, Field(max_length=64), Storable]
+Cursor = Annotated[str, Field(max_length=100), Storable]
+EpochCursor = Annotated[str, Field(max_length=100), AfterValidator(_cursor)]
 Row = Annotated[list[Number], Field(min_length=1)]
 
 Activation = Literal[tuple(sorted(ACTIVATIONS))]  # type: ignore[valid-type]
@@ -146,7 +175,8 @@ class TrainingIn(Input):
 class JobCreate(Input):
     """A training job: a dataset (by id, or inline) and a network spec."""
 
-    dataset_id: Annotated[str, Field(strict=True, min_length=1, max_length=64)] | None = None
+    dataset_id: Annotated[str, Field(strict=True, min_length=1, max_length=64), Storable] | None \
+        = None
     dataset: DatasetCreate | None = None
     network: NetworkIn
     training: TrainingIn | None = None
@@ -164,7 +194,7 @@ class JobCreate(Input):
 
 class IdempotencyHeader(BaseModel):
     model_config = ConfigDict(extra="allow")
-    idempotency_key: Annotated[str, Field(max_length=200, min_length=1)] | None = Field(
+    idempotency_key: Annotated[str, Field(max_length=200, min_length=1), Storable] | None = Field(
         None, alias="Idempotency-Key",
         description="Same key and body within 24 h returns the first job.")
 
@@ -253,12 +283,12 @@ class PredictOut(BaseModel):
 
 class ListQuery(Input):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
-    cursor: Annotated[str, Field(max_length=100)] | None = None
+    cursor: Cursor | None = None
 
 
 class HistoryQuery(Input):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
-    cursor: Annotated[str, Field(max_length=100)] | None = None
+    cursor: EpochCursor | None = None
 
 
 class JobListQuery(ListQuery):
@@ -267,19 +297,19 @@ class JobListQuery(ListQuery):
 
 class DatasetCsvQuery(Input):
     name: Name | None = None
-    target: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    target: Annotated[str, Field(min_length=1, max_length=2000), Storable] | None = None
 
 
 class DatasetPath(BaseModel):
-    dataset_id: Annotated[str, Field(max_length=64)]
+    dataset_id: Id
 
 
 class JobPath(BaseModel):
-    job_id: Annotated[str, Field(max_length=64)]
+    job_id: Id
 
 
 class ModelPath(BaseModel):
-    model_id: Annotated[str, Field(max_length=64)]
+    model_id: Id
 
 
 class Page(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 from flask import request, url_for
 from sqlalchemy import select
 
-from .. import datasets, db
+from .. import csv_upload, datasets, db
 from ..errors import APIError
 from ..models import Blob, Dataset, Job
 from ..schemas import DatasetCreate, DatasetOut, DatasetPage, DatasetPath, ListQuery, Problem
@@ -35,8 +35,8 @@ def create_dataset() -> Any:
                            f"{sorted(extra)[0]!r}; a CSV upload takes name and target",
                            errors=[{"loc": ["query", sorted(extra)[0]],
                                     "msg": "unknown query parameter"}])
-        parsed = datasets.from_csv(request.get_data(), request.args.get("name"),
-                                   request.args.get("target"), limits)
+        parsed = csv_upload.from_csv(request.stream, request.args.get("name"),
+                                     request.args.get("target"), limits)
     else:
         if request.args:
             key = next(iter(request.args))
