@@ -16,6 +16,7 @@ from .findings import findings
 from .gradcheck import gradient_check
 from .initializers import INITIALIZERS
 from .losses import LOSSES
+from .memory import estimate_training_memory, largest_batch
 from .model import Model, infer_task, train
 from .network import Network
 from .optimizers import OPTIMIZERS
@@ -41,10 +42,12 @@ __all__ = [
     "Standardizer",
     "Trainer",
     "count_parameters",
+    "estimate_training_memory",
     "evaluate",
     "findings",
     "gradient_check",
     "infer_task",
+    "largest_batch",
     "resolve_spec",
     "trace",
     "train",

@@ -8,17 +8,47 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Any, ClassVar
+
+# log10 of the largest and of the smallest positive float64: a rate beyond them is inf or 0.
+LOG10_MAX = math.log10(sys.float_info.max)
+LOG10_MIN = math.log10(5e-324)
 
 
 class Schedule:
     name: ClassVar[str]
+    field: ClassVar[str | None] = None  # the parameter that sets how fast the rate moves
 
     def __init__(self, base: float) -> None:
         self.base = base
 
     def rate(self, epoch: int) -> float:
         return self.base
+
+    def log10_factor(self, epoch: int) -> float:
+        """``log10(rate(epoch) / base)`` for a schedule fixed in advance (computed without
+        overflow), 0 for ``plateau`` (which never rises above its base)."""
+        return 0.0
+
+    def first_unrepresentable(self, epochs: int) -> tuple[int, str] | None:
+        """The first (1-based) epoch of ``epochs`` whose rate overflows float64 or underflows to
+        0, with ``"overflow to infinity"`` or ``"underflow to 0"``; ``None`` when every rate is
+        a positive finite number. The fixed schedules are monotonic: the last epoch tells, and
+        a bisection finds the first."""
+        log_base = math.log10(self.base)
+        last = log_base + self.log10_factor(epochs - 1)
+        if LOG10_MIN <= last <= LOG10_MAX:
+            return None
+        what = "overflow to infinity" if last > LOG10_MAX else "underflow to 0"
+        lo, hi = 0, epochs - 1  # lo is representable, hi is not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if LOG10_MIN <= log_base + self.log10_factor(mid) <= LOG10_MAX:
+                lo = mid
+            else:
+                hi = mid
+        return hi + 1, what
 
     def observe(self, metric: float) -> None:
         pass
@@ -61,8 +91,16 @@ class Step(Schedule):
         self.step_size = int(_positive("step_size", step_size, integer=True))
         self.gamma = _positive("gamma", gamma)
 
+    field = "gamma"
+
     def rate(self, epoch: int) -> float:
-        return self.base * self.gamma ** (epoch // self.step_size)
+        try:
+            return self.base * self.gamma ** (epoch // self.step_size)
+        except OverflowError:  # refused up front by the spec check; inf means divergence
+            return math.inf
+
+    def log10_factor(self, epoch: int) -> float:
+        return (epoch // self.step_size) * math.log10(self.gamma)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "step_size": self.step_size, "gamma": self.gamma}
@@ -77,8 +115,16 @@ class Exponential(Schedule):
         super().__init__(base)
         self.gamma = _positive("gamma", gamma)
 
+    field = "gamma"
+
     def rate(self, epoch: int) -> float:
-        return self.base * self.gamma**epoch
+        try:
+            return self.base * self.gamma**epoch
+        except OverflowError:
+            return math.inf
+
+    def log10_factor(self, epoch: int) -> float:
+        return epoch * math.log10(self.gamma)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "gamma": self.gamma}
@@ -93,8 +139,16 @@ class Inverse(Schedule):
         super().__init__(base)
         self.power = _positive("power", power)
 
+    field = "power"
+
     def rate(self, epoch: int) -> float:
-        return self.base / (1.0 + epoch) ** self.power
+        try:
+            return self.base / (1.0 + epoch) ** self.power
+        except OverflowError:
+            return 0.0
+
+    def log10_factor(self, epoch: int) -> float:
+        return -self.power * math.log10(1.0 + epoch)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "power": self.power}

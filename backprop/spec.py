@@ -22,7 +22,7 @@ from .errors import SpecError
 from .initializers import DEFAULT_UNIFORM_SCALE, INITIALIZERS, default_for
 from .losses import LOSSES, check_pairing
 from .optimizers import OPTIMIZERS, optimizer_from_config
-from .schedules import SCHEDULES, schedule_from_config
+from .schedules import SCHEDULES, Plateau, Schedule, schedule_from_config
 
 TASKS = ("regression", "classification")
 DTYPES = ("float32", "float64")
@@ -220,6 +220,9 @@ def resolve_training(training: Any, *, output_activation: str,
                         "use the 'constant' schedule")
     sched = _build(lambda c: schedule_from_config(1.0, c), sched,
                    (*loc, "lr_schedule")).get_config()
+    if not built.full_batch_only:
+        _check_rates(schedule_from_config(opt["learning_rate"], sched), epochs,
+                     (*loc, "lr_schedule"))
 
     es = t["early_stopping"]
     if es is not None:
@@ -268,6 +271,26 @@ def _diagnostics(value: Any, loc: Loc) -> dict[str, Any] | None:
     _no_extra(value, DIAGNOSTICS_DEFAULTS, loc)
     value = {**DIAGNOSTICS_DEFAULTS, **value}
     return {"every": _int(value["every"], (*loc, "every"))}
+
+
+def _check_rates(schedule: Schedule, epochs: int, loc: Loc) -> None:
+    """Every epoch's learning rate must be a positive finite number: a schedule that overflows
+    float64 (or underflows to 0) is refused here, naming the parameter, not found in training."""
+    if isinstance(schedule, Plateau) and schedule.min_lr > schedule.base:
+        raise SpecError((*loc, "min_lr"), f"min_lr ({schedule.min_lr:g}) is above the learning "
+                        f"rate ({schedule.base:g}): the rate would rise on a plateau")
+    bad = schedule.first_unrepresentable(epochs)
+    if bad is None or schedule.field is None:
+        return
+    epoch, what = bad
+    value = getattr(schedule, schedule.field)
+    remedy = {"power": "a smaller power", "gamma": "a gamma closer to 1"}[schedule.field]
+    if schedule.name == "step":
+        remedy += ", a larger step_size"
+    raise SpecError((*loc, schedule.field),
+                    f"{schedule.field} {value:g} makes the learning rate ({schedule.base:g} at "
+                    f"epoch 1) {what} by epoch {epoch} of {epochs}; choose {remedy} or fewer "
+                    "epochs")
 
 
 def resolve_spec(spec: Any, *, n_inputs: int, n_outputs: int | None = None,

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import serialize
 from .diagnostics import Probe
-from .errors import DivergenceError
+from .errors import DivergenceError, divergence_hint, what_diverged
 from .losses import loss as get_loss
 from .network import Network
 from .optimizers import optimizer_from_config
@@ -50,14 +50,6 @@ Callback = Callable[[Progress], bool | None]
 """Called after every epoch (and every ``callback_every`` batches); return ``True`` to stop."""
 
 
-def _hint(optimizer: dict[str, Any]) -> str:
-    lr = optimizer.get("learning_rate")
-    if optimizer["name"] == "rprop":
-        return "Lower step_max or the initial step size (learning_rate), or standardize inputs."
-    return (f"Lower the learning rate (now {lr:g}, try {lr / 10:g}), standardize the inputs, "
-            "or add l2 regularisation.")
-
-
 class Trainer:
     """Trains ``network`` with a resolved ``training`` spec (see ``backprop.spec``).
 
@@ -75,6 +67,7 @@ class Trainer:
                                              training["lr_schedule"])
         self.rng = rng if rng is not None else np.random.default_rng(training["seed"])
         self.epoch = 0
+        self._last_good: np.ndarray | None = None  # the weights at the start of this epoch
         self.history: list[dict[str, Any]] = []
         self.best_loss = math.inf
         self.best_params: np.ndarray | None = None
@@ -97,7 +90,14 @@ class Trainer:
         # raised as DivergenceError, so NumPy's floating-point warnings (errors under -W error)
         # must not preempt it.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._fit(X, Y, X_val, Y_val, callback, callback_every)
+            try:
+                return self._fit(X, Y, X_val, Y_val, callback, callback_every)
+            except (OverflowError, FloatingPointError) as exc:  # a Python float, not an array
+                if self._last_good is not None:
+                    np.copyto(self.network.params, self._last_good)
+                hint = divergence_hint(self.config["optimizer"])
+                raise DivergenceError(self.epoch + 1, math.nan, hint,
+                                      f"a number overflowed ({exc})") from exc
 
     def _fit(self, X: np.ndarray, Y: np.ndarray, X_val: np.ndarray | None,
              Y_val: np.ndarray | None, callback: Callback | None,
@@ -131,7 +131,7 @@ class Trainer:
                       for m in {bs, n % bs or bs}}
             Ls = np.empty_like(labels) if labels is not None else None
         params, grads, l2 = net.params, net.grads, cfg["l2"]
-        last_good = np.empty_like(params)
+        last_good = self._last_good = np.empty_like(params)
         es, target = cfg["early_stopping"], cfg["target_loss"]
         adaptive = opt.full_batch_only  # rprop: no learning-rate schedule
         every = callback_every if callback is not None and callback_every else 0
@@ -177,8 +177,10 @@ class Trainer:
             # Any NaN/inf weight makes the squared norm non-finite (so does |w| > ~1e19, which
             # is divergence too); one BLAS call instead of an isfinite pass and a reduction.
             if not (math.isfinite(train_loss) and math.isfinite(float(np.dot(params, params)))):
+                what = what_diverged(train_loss, params, opt.learning_rate)
                 np.copyto(params, last_good)
-                raise DivergenceError(epoch + 1, train_loss, _hint(cfg["optimizer"]))
+                hint = divergence_hint(cfg["optimizer"])
+                raise DivergenceError(epoch + 1, train_loss, hint, what)
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "loss": train_loss,

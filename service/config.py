@@ -45,6 +45,7 @@ class Limits:
     max_trace_check_parameters: int = 20_000  # two forward passes per parameter
     max_evaluate_rows: int = 100_000
     max_name_chars: int = 200
+    max_training_memory_bytes: int = 4 * 1024**3  # a job's estimated peak; 0 disables
 
 
 @dataclass

@@ -12,7 +12,7 @@ from celery import Celery
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from backprop import count_parameters, resolve_spec
+from backprop import count_parameters, estimate_training_memory, largest_batch, resolve_spec
 
 from . import datasets
 from .config import Limits
@@ -63,6 +63,44 @@ def check_limits(spec: dict[str, Any], ds: Dataset, limits: Limits) -> None:
     if work > limits.max_epoch_rows:
         raise invalid(["training", "epochs"], f"epochs x training rows = {work} is more than the "
                       f"limit of {limits.max_epoch_rows} (MAX_EPOCH_ROWS)")
+    check_memory(spec, ds.rows, limits.max_training_memory_bytes)
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def check_memory(spec: dict[str, Any], rows: int, budget: int) -> None:
+    """Refuse a job whose estimated peak training memory is over ``budget`` (422), naming the
+    part that takes most and what to change."""
+    parts = estimate_training_memory(spec, rows)
+    total = parts.pop("total")
+    if not budget or total <= budget:
+        return
+    worst = max(parts, key=parts.__getitem__)
+    training = spec["training"]
+    if worst == "batch_buffers":
+        loc: list[str | int] = ["training", "batch_size"]
+        fits = largest_batch(spec, rows, budget)
+        change = (f"use a batch_size of at most {fits} rows" if fits else
+                  "use a smaller batch_size") + " (or fewer or narrower layers)"
+    elif worst == "validation_pass":
+        loc, change = ["training", "validation_split"], "use a smaller validation_split"
+    elif worst in ("parameters", "checkpoint"):
+        loc, change = ["network", "layers"], "use fewer or narrower layers"
+    else:
+        loc = ["training", "dtype"] if training["dtype"] == "float64" else ["dataset_id"]
+        change = ("train in float32" if training["dtype"] == "float64" else
+                  "use a dataset with fewer rows or columns")
+    named = ", ".join(f"{k.replace('_', ' ')} {_size(v)}" for k, v in
+                      sorted(parts.items(), key=lambda kv: -kv[1]) if v)
+    raise invalid(loc, f"training this job needs about {_size(total)} of memory ({named}), "
+                  f"more than the budget of {_size(budget)} (MAX_TRAINING_MEMORY_BYTES); "
+                  f"{change}")
 
 
 def find_idempotent(s: Session, tenant_id: str, key: str, body: JobCreate) -> Job | None:
