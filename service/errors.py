@@ -14,10 +14,12 @@ from typing import Any
 import orjson
 from flask import Flask, Response
 from pydantic import ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from backprop import SpecError
+
+from . import db
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,16 @@ def register(app: Flask) -> None:
         log.warning("database error: %s", exc)
         return problem(503, "Service Unavailable", "the database is unreachable; retry later",
                        headers={"Retry-After": "5"})
+
+    @app.errorhandler(DataError)
+    def _unstorable(exc: DataError) -> Response:
+        # The schemas refuse what a column cannot hold (NUL characters, overlong text, numbers
+        # out of range) on every database; this is the net for an entry point they missed.
+        log.warning("value refused by the database: %s", exc.orig)
+        db.request_session().rollback()
+        return problem(422, "Unprocessable Content",
+                       "a value in the request cannot be stored (a NUL character, text longer "
+                       "than its field, or a number out of range)")
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -138,3 +138,25 @@ def test_limits_that_are_not_plain_numbers_are_422(any_db: Any, query: str) -> N
     for url in ("/v1/datasets", "/v1/jobs", "/v1/models"):
         err = problem(client.get(f"{url}?{query}", headers=auth), 422)
         assert ["query", "limit"] in locs(err)
+
+
+def test_a_value_the_database_refuses_is_422_not_500(database_url: str, tmp_path: Path) -> None:
+    """The net under the schemas: an entry point that forgot to check still answers 4xx."""
+    from sqlalchemy import text
+
+    from service import db
+    from service.app import create_app
+
+    app = create_app({"data_dir": tmp_path, "database_url": database_url,
+                      "broker_url": "filesystem://", "rate_limit": ""})
+
+    def unchecked(value: str) -> Any:
+        return {"n": db.request_session().execute(text("SELECT CAST(:v AS VARCHAR(3))"),
+                                                  {"v": value}).scalar()}
+
+    app.add_url_rule("/unchecked/<value>", view_func=unchecked)
+
+    client = app.test_client()
+    if database_url.startswith("postgresql"):
+        problem(client.get("/unchecked/a%00b"), 422)
+    assert client.get("/unchecked/ok").status_code == 200
