@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictBool, model_validator
 
-from .schemas import Input, Label, Row
+from .schemas import EpochCursor, Input, Label, Row, Storable
 
 Rows = Annotated[list[Row], Field(min_length=1)]
 Labels = Annotated[list[Label], Field(min_length=1)]
@@ -32,7 +32,8 @@ class TraceIn(Input):
 class EvaluateIn(Input):
     """A stored dataset, or inline rows with targets (regression) or labels (classification)."""
 
-    dataset_id: Annotated[str, Field(strict=True, min_length=1, max_length=64)] | None = None
+    dataset_id: Annotated[str, Field(strict=True, min_length=1, max_length=64), Storable] | None \
+        = None
     inputs: Rows | None = None
     targets: Rows | None = None
     labels: Labels | None = None
@@ -53,4 +54,4 @@ class EvaluateIn(Input):
 
 class DiagnosticsQuery(Input):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
-    cursor: Annotated[str, Field(max_length=100)] | None = None
+    cursor: EpochCursor | None = None

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
-from .schemas import Input, JobCreate, ListQuery, Number
+from .schemas import Id, Input, JobCreate, ListQuery, Number, Storable
 
 MAX_TRIALS = 1000
 MAX_CONCURRENT = 64
@@ -70,7 +70,8 @@ class Pruner(Input):
 
 class SweepCreate(Input):
     base: JobCreate
-    space: Annotated[dict[Annotated[str, Field(min_length=1, max_length=200)], Dimension],
+    space: Annotated[dict[Annotated[str, Field(min_length=1, max_length=200), Storable],
+                          Dimension],
                      Field(min_length=1, max_length=32)]
     strategy: Literal["grid", "random", "tpe"] = "random"
     metric: Literal[METRICS] = "val_loss"  # type: ignore[valid-type]
@@ -82,7 +83,7 @@ class SweepCreate(Input):
 
 
 class SweepPath(BaseModel):
-    sweep_id: Annotated[str, Field(max_length=64)]
+    sweep_id: Id
 
 
 class SweepListQuery(ListQuery):

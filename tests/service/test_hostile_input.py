@@ -69,7 +69,9 @@ def test_nul_in_csv_is_422(any_db: Any, data: str, query: str, loc: list[Any]) -
 
 
 @pytest.mark.parametrize("path", ["/v1/datasets/ds{}x", "/v1/jobs/job{}x",
-                                  "/v1/jobs/job{}x/history", "/v1/models/mdl{}x"])
+                                  "/v1/jobs/job{}x/history", "/v1/models/mdl{}x",
+                                  "/v1/jobs/job{}x/diagnostics", "/v1/sweeps/sw{}x",
+                                  "/v1/sweeps/sw{}x/trials"])
 def test_nul_in_a_path_id_is_a_problem(any_db: Any, path: str) -> None:
     client, auth = any_db
     err = problem(client.get(path.format("%00"), headers=auth), 422)
@@ -77,7 +79,7 @@ def test_nul_in_a_path_id_is_a_problem(any_db: Any, path: str) -> None:
 
 
 @pytest.mark.parametrize("url", ["/v1/datasets?cursor=a%00b", "/v1/jobs?cursor=%00",
-                                 "/v1/models?cursor=x%00"])
+                                 "/v1/models?cursor=x%00", "/v1/sweeps?cursor=%00"])
 def test_nul_in_a_query_is_422(any_db: Any, url: str) -> None:
     client, auth = any_db
     err = problem(client.get(url, headers=auth), 422)
@@ -160,3 +162,27 @@ def test_a_value_the_database_refuses_is_422_not_500(database_url: str, tmp_path
     if database_url.startswith("postgresql"):
         problem(client.get("/unchecked/a%00b"), 422)
     assert client.get("/unchecked/ok").status_code == 200
+
+
+def test_nul_in_the_inspection_and_sweep_bodies(any_db: Any) -> None:
+    client, auth = any_db
+    err = problem(client.post("/v1/models/mdl_x/evaluate", headers=auth,
+                              json={"dataset_id": f"ds{NUL}"}), 422)
+    assert ["dataset_id"] in locs(err)
+    err = problem(client.post("/v1/models/mdl_x/evaluate", headers=auth,
+                              json={"inputs": [[1.0]], "labels": [f"a{NUL}"]}), 422)
+    assert ["labels", 0] in locs(err)
+    base = {"dataset_id": "ds_x", "network": {"layers": [{"units": 1}]}}
+    err = problem(client.post("/v1/sweeps", headers=auth, json={
+        "base": base, "space": {f"training.epochs{NUL}": {"choice": [1, 2]}}}), 422)
+    assert locs(err)[0][0] == "space", err
+
+
+@pytest.mark.parametrize("cursor", ["١٢", "²", "9" * 30, "-1"])
+def test_diagnostics_cursors_that_are_not_plain_epochs_are_422(any_db: Any, cursor: str) -> None:
+    client, auth = any_db
+    from urllib.parse import quote
+
+    err = problem(client.get(f"/v1/jobs/job_x/diagnostics?cursor={quote(cursor)}",
+                             headers=auth), 422)
+    assert ["query", "cursor"] in locs(err)
