@@ -60,7 +60,7 @@ def _postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def stack(name: str, keys: int = 1, workers: int = 1, **extra_env: str,
+def stack(name: str, keys: int = 1, workers: int = 1, web_workers: int = 2, **extra_env: str,
           ) -> Iterator[tuple[str, list[str], Callable[[str], str]]]:
     """Start API + ``workers`` worker processes; yields ``(base_url, api_keys, log_reader)``."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name.split('+')[0]}-"))
@@ -79,7 +79,8 @@ def stack(name: str, keys: int = 1, workers: int = 1, **extra_env: str,
         with db.session_scope() as s:
             made = [auth.create_key(s, f"bench-{i}") for i in range(keys)]
         port = 18000 + secrets.randbelow(2000)
-        procs = Processes(env, port, web_workers=2, host="127.0.0.1", log_dir=data_dir).start()
+        procs = Processes(env, port, web_workers=web_workers, host="127.0.0.1",
+                          log_dir=data_dir).start()
         more = [Processes(env, port, log_dir=data_dir).start(ready_timeout=None, only=("worker",))
                 for _ in range(workers - 1)]
         try:

@@ -1,10 +1,19 @@
-"""API keys: random tokens shown once, stored as sha256, compared in constant time, revocable."""
+"""API keys: random tokens shown once, stored as sha256, compared in constant time, revocable.
+
+Web processes serve authentication from a ``KeyCache``: a key found valid is trusted for
+``CACHE_TTL_SECONDS`` (1 s by default) before it is looked up again, so a revoked key (or a
+deleted tenant's key) stops working in every web process within that time; a key not found, or
+revoked, is looked up on every request (a new key works at once).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -58,20 +67,65 @@ def revoke_key(session: Session, key_or_prefix: str) -> int:
     return len(rows)
 
 
-def authenticate(session: Session, header: str | None) -> str:
-    """The tenant id for an ``Authorization: Bearer <key>`` header, else a 401 problem."""
-    challenge = {"WWW-Authenticate": 'Bearer realm="backprop"'}
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="backprop"'}
+
+
+def bearer_digest(header: str | None) -> str:
+    """The sha256 of the key in an ``Authorization: Bearer <key>`` header, else a 401 problem."""
     if not header:
         raise APIError(401, "Unauthorized", "missing Authorization header; send "
-                       "'Authorization: Bearer <api key>'", headers=challenge)
+                       "'Authorization: Bearer <api key>'", headers=CHALLENGE)
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise APIError(401, "Unauthorized", "the Authorization header must be "
-                       "'Bearer <api key>'", headers=challenge)
-    digest = hash_key(token)
+                       "'Bearer <api key>'", headers=CHALLENGE)
+    return hash_key(token)
+
+
+def tenant_of(session: Session, digest: str) -> str:
+    """The tenant id of the valid key with this digest, else a 401 problem."""
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
         raise APIError(401, "Unauthorized", "the API key is not valid or has been revoked",
-                       headers=challenge)
+                       headers=CHALLENGE)
     return row.tenant_id
+
+
+def authenticate(session: Session, header: str | None) -> str:
+    """The tenant id for an ``Authorization: Bearer <key>`` header, else a 401 problem
+    (always asks the database; web requests go through ``KeyCache``)."""
+    return tenant_of(session, bearer_digest(header))
+
+
+class KeyCache:
+    """Key digest -> tenant id for this process. An entry is trusted for ``ttl`` seconds after
+    the database said the key was valid; at most ``size`` entries (the oldest go first).
+    Only valid keys are cached. ``clock`` is ``time.monotonic`` (tests move it on)."""
+
+    def __init__(self, ttl: float, size: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self._items: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, header: str | None, session: Callable[[], Session]) -> str:
+        """Like ``authenticate``; ``session()`` is called only when the key must be looked up."""
+        digest = bearer_digest(header)
+        hit = self._items.get(digest)
+        now = self.clock()
+        if hit is not None and now < hit[1]:
+            return hit[0]
+        try:
+            tenant_id = tenant_of(session(), digest)
+        except APIError:
+            with self._lock:
+                self._items.pop(digest, None)
+            raise
+        if self.ttl > 0:
+            with self._lock:  # every change under the lock; reads above need none
+                self._items.pop(digest, None)
+                while len(self._items) >= self.size:
+                    self._items.pop(next(iter(self._items)))  # the oldest insertion
+                self._items[digest] = (tenant_id, now + self.ttl)
+        return tenant_id

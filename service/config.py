@@ -57,6 +57,9 @@ class Settings:
     bootstrap_api_key: str = ""
     environment: str = "development"
     model_cache_size: int = 32
+    # How long a web process trusts what it cached about an API key or a model's owner and
+    # shape: a revoked key or a deleted model stops working in every process within this time.
+    cache_ttl_seconds: float = 1.0
     api_blas_threads: int = 1  # per API process: web workers x threads <= cores
     rate_limit: str = "1200 per minute"  # per API key on /v1; empty disables
     checkpoint_every_epochs: int = 10

@@ -269,13 +269,26 @@ class ModelOut(BaseModel):
 
 
 class PredictIn(Input):
-    inputs: Annotated[list[list[Number]], Field(min_length=1)]
+    inputs: Annotated[list[list[Number]], Field(
+        min_length=1, description="Rows of the model's `inputs` numbers each (at most "
+        "MAX_PREDICT_ROWS rows).")]
 
 
 class PredictOut(BaseModel):
-    outputs: list[list[float]]
-    labels: list[str | int] | None = None
-    probabilities: list[list[float]] | None = None
+    """Regression models give `outputs` only; classifiers give all four fields."""
+
+    outputs: list[list[float]] = Field(description=(
+        "The network's output layer, one row per input row: the predicted values of a "
+        "regression model; for a classifier the softmax (one column per class), or `[[p]]` "
+        "with p the probability of `classes[1]` when it has one sigmoid unit. The downloaded "
+        "weights compute exactly this."))
+    probabilities: list[list[float]] | None = Field(None, description=(
+        "Classifiers: the probability of each class, one column per class in `classes` "
+        "order; each row sums to 1 (`[[1 - p, p]]` for one sigmoid unit)."))
+    labels: list[str | int] | None = Field(None, description=(
+        "Classifiers: the most probable class of each row."))
+    classes: list[str | int] | None = Field(None, description=(
+        "Classifiers: the class of each column of `probabilities`."))
 
 
 # -- lists, paths, problems --------------------------------------------------------------------

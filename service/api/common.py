@@ -22,6 +22,15 @@ def settings() -> Settings:
     return current_app.config["SETTINGS"]
 
 
+def key_cache() -> auth.KeyCache:
+    """This process's cache of API keys (see ``service.auth``)."""
+    cache = current_app.extensions.get("key_cache")
+    if cache is None:
+        cache = current_app.extensions.setdefault(
+            "key_cache", auth.KeyCache(settings().cache_ttl_seconds))
+    return cache
+
+
 def blueprint(name: str, tag: str, description: str) -> APIBlueprint:
     bp = APIBlueprint(name, __name__, url_prefix="/v1",
                       abp_tags=[Tag(name=tag, description=description)],
@@ -30,8 +39,8 @@ def blueprint(name: str, tag: str, description: str) -> APIBlueprint:
     @bp.before_request
     def _authenticate() -> None:
         try:
-            g.tenant_id = auth.authenticate(db.request_session(),
-                                            request.headers.get("Authorization"))
+            g.tenant_id = key_cache().authenticate(request.headers.get("Authorization"),
+                                                   db.request_session)
         except APIError:
             ratelimit.limit(None)  # no valid key: counted per client address
             raise

@@ -8,9 +8,9 @@ from flask import Response, current_app
 
 from .. import db, storage
 from ..models import Blob, TrainedModel
-from ..predict import ModelCache, check_rows, predict
+from ..predict import ModelCache, predict, to_array
 from ..schemas import ListQuery, ModelOut, ModelPage, ModelPath, PredictIn, PredictOut
-from .common import blueprint, newest_first, owned, settings
+from .common import blueprint, newest_first, owned, settings, tenant
 
 bp = blueprint("models", "models", "Trained models: inspect, download, predict.")
 
@@ -24,9 +24,11 @@ def out(m: TrainedModel) -> dict[str, Any]:
 
 
 def _cache() -> ModelCache:
+    """This process's models (see ``service.predict``)."""
     cache = current_app.extensions.get("model_cache")
     if cache is None:
-        cache = current_app.extensions["model_cache"] = ModelCache(settings().model_cache_size)
+        cache = current_app.extensions.setdefault("model_cache", ModelCache(
+            settings().model_cache_size, settings().cache_ttl_seconds))
     return cache
 
 
@@ -42,10 +44,15 @@ def get_model(path: ModelPath) -> Any:
 
 @bp.post("/models/<model_id>/predict", responses={200: PredictOut})
 def predict_model(path: ModelPath, body: PredictIn) -> Any:
-    """Outputs for each input row; classifiers also give labels and probabilities."""
-    m = owned(TrainedModel, path.model_id, "model")
-    X = check_rows(body.inputs, m.inputs, settings().limits.max_predict_rows)
-    model = _cache().get(m.id, lambda: storage.get(db.request_session(), m.blob_id))
+    """The network's outputs for each input row; classifiers also give the probability of each
+    class (in `classes` order), the most probable class of each row (`labels`) and `classes`.
+
+    `outputs` is the output layer as the downloaded weights compute it: for a classifier with
+    one sigmoid unit, `[[p]]` with p the probability of `classes[1]`, while `probabilities` is
+    `[[1 - p, p]]`. A model deleted or a key revoked in another web process stops working here
+    within `CACHE_TTL_SECONDS` (1 s)."""
+    info, model = _cache().get(path.model_id, tenant(), db.request_session)
+    X = to_array(body.inputs, info.inputs, settings().limits.max_predict_rows)
     return predict(model, X)
 
 

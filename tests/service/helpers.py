@@ -112,3 +112,12 @@ def walk(client: Any, auth: dict[str, str], url: str, limit: int) -> list[dict[s
             return items
         assert len(page["items"]) == limit
     raise AssertionError("pagination did not end")
+
+
+def later(app: Any, seconds: float) -> None:
+    """Move the app's key and model caches ``seconds`` on, as if that time had passed."""
+    for name in ("key_cache", "model_cache"):
+        cache = app.extensions.get(name)
+        if cache is not None:
+            clock = cache.clock
+            cache.clock = lambda clock=clock: clock() + seconds

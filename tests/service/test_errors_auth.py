@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import QUICK, XOR, locs, make_dataset, make_job, problem, train, walk
+from .helpers import QUICK, XOR, later, locs, make_dataset, make_job, problem, train, walk
 
 PREDICT = "/v1/models/{model}/predict"
 JOB = {"network": {"layers": [{"units": 3}, {"units": 1}]}}
@@ -253,13 +253,14 @@ def test_lowercase_scheme_is_accepted(client: Any, key: str) -> None:
                       ).status_code == 200
 
 
-def test_revoked_key_is_401(client: Any, key: str, auth: dict[str, str]) -> None:
+def test_revoked_key_is_401(app: Any, client: Any, key: str, auth: dict[str, str]) -> None:
     from service import auth as service_auth
     from service import db
 
-    assert client.get("/v1/datasets", headers=auth).status_code == 200
+    assert client.get("/v1/datasets", headers=auth).status_code == 200  # now cached
     with db.session_scope() as s:
         assert service_auth.revoke_key(s, key) == 1
+    later(app, app.config["SETTINGS"].cache_ttl_seconds)  # the documented bound
     err = problem(client.get("/v1/datasets", headers=auth), 401)
     assert "revoked" in err["detail"]
     problem(client.post("/v1/datasets", headers=auth, json=XOR), 401)

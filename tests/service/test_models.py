@@ -77,13 +77,15 @@ def test_predict_classification(client: Any, auth: dict[str, str],
     resp = predict(client, auth, classifier["model_id"], BLOBS["inputs"])
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
+    assert set(body) == {"outputs", "probabilities", "labels", "classes"}
     probs = np.asarray(body["probabilities"])
     assert probs.shape == (9, 3)
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert (probs >= 0).all()
-    classes = ["a", "b", "c"]
-    assert body["labels"] == [classes[i] for i in probs.argmax(axis=1)]
+    assert body["classes"] == ["a", "b", "c"]
+    assert body["labels"] == [body["classes"][i] for i in probs.argmax(axis=1)]
     assert body["labels"] == BLOBS["labels"]  # the blobs are far apart: learnt exactly
+    assert body["outputs"] == body["probabilities"]  # a softmax output layer is the probabilities
 
 
 def test_predict_binary_classification(app: Any, client: Any, auth: dict[str, str]) -> None:
@@ -95,13 +97,32 @@ def test_predict_binary_classification(app: Any, client: Any, auth: dict[str, st
     probs = np.asarray(body["probabilities"])
     assert probs.shape == (2, 2)  # one sigmoid unit, both classes' probabilities
     assert np.allclose(probs.sum(axis=1), 1.0)
+    assert body["classes"] == [0, 1]
     assert body["labels"] == [0, 1]  # integer classes stay integers
+    # outputs: the one unit itself, p = the probability of classes[1]
+    outputs = np.asarray(body["outputs"])
+    assert outputs.shape == (2, 1)
+    assert np.array_equal(outputs[:, 0], probs[:, 1])
+    assert outputs[0, 0] < 0.5 < outputs[1, 0]
+
+
+def test_predict_shape_is_documented(client: Any) -> None:
+    doc = client.get("/openapi.json").get_json()
+    op = doc["paths"]["/v1/models/{model_id}/predict"]["post"]
+    ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert set(schema["properties"]) == {"outputs", "probabilities", "labels", "classes"}
+    assert schema["required"] == ["outputs"]
+    assert "classes" in schema["properties"]["probabilities"]["description"]
+    assert "sigmoid" in schema["properties"]["outputs"]["description"]
 
 
 @pytest.mark.parametrize(("inputs", "loc", "needle"), [
     ([[0, 0], [0, 1, 2]], ["inputs", 1], "row 1"),
     ([[0, 0], [0, 1], [1]], ["inputs", 2], "row 2"),
     ([[]], ["inputs", 0], "row 0"),
+    ([[0, 1, 2]] * 3, ["inputs", 0], "row 0"),
+    ([[0, 1]] * 57 + [[0]] + [[0, 1]] * 10, ["inputs", 57], "row 57"),
     ([[0, "a"]], ["inputs", 0, 1], "number"),
     ([[0, None]], ["inputs", 0, 1], "number"),
     ([[0, True]], ["inputs", 0, 1], "number"),
