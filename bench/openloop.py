@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,8 @@ class Phase:
     errors: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     connections: int = 0
+    server_cpu: float = 0.0  # seconds, all gunicorn processes
+    client_cpu: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         ok = len(self.latencies)
@@ -60,7 +63,26 @@ class Phase:
                 "error_kinds": self.errors, "new_connections": self.connections,
                 "p50_ms": pct(self.latencies, 50) * 1e3, "p99_ms": pct(self.latencies, 99) * 1e3,
                 "max_ms": max(self.latencies, default=float("nan")) * 1e3,
-                "lag_p99_ms": pct(self.lags, 99) * 1e3}
+                "lag_p99_ms": pct(self.lags, 99) * 1e3,
+                "server_cpu_ms_per_request": self.server_cpu / max(1, ok) * 1e3,
+                "client_cpu_ms_per_request": self.client_cpu / max(1, ok) * 1e3}
+
+
+def gunicorn_cpu(port: int) -> float:
+    """CPU seconds used so far by the gunicorn processes bound to ``port`` (from /proc)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+            if b"gunicorn" not in cmd or f":{port}".encode() not in cmd:
+                continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except OSError:
+            continue
+    return total
 
 
 class Pool:
@@ -139,6 +161,7 @@ async def one(pool: Pool, raw: bytes, due: float, phase: Phase) -> None:
 async def offer(pool: Pool, target: Target, rate: float, seconds: float) -> Phase:
     """Send ``rate * seconds`` requests, request i due at ``start + i / rate``."""
     phase, opened = Phase(target.name, rate), pool.opened
+    cpu0, client0 = gunicorn_cpu(pool.port), time.process_time()
     n = max(1, int(rate * seconds))
     start = time.perf_counter() + 0.01
     tasks = []
@@ -152,6 +175,8 @@ async def offer(pool: Pool, target: Target, rate: float, seconds: float) -> Phas
     await asyncio.gather(*tasks)
     phase.elapsed = time.perf_counter() - start
     phase.connections = pool.opened - opened
+    phase.server_cpu = gunicorn_cpu(pool.port) - cpu0
+    phase.client_cpu = time.process_time() - client0
     return phase
 
 
@@ -200,7 +225,9 @@ async def drive(base: str, key: str, model_id: str, X: np.ndarray, seconds: floa
         print(f"  {s['target']:12} {s['offered']:>6.0f}/s -> {s['achieved']:>7.1f}/s  p50 "
               f"{s['p50_ms']:6.2f}  p99 {s['p99_ms']:7.2f}  max {s['max_ms']:7.1f} ms  errors "
               f"{s['errors']} {s['error_kinds'] or ''}  lag p99 {s['lag_p99_ms']:.2f} ms  "
-              f"new conns {s['new_connections']}", flush=True)
+              f"conns +{s['new_connections']}  cpu/req: server "
+              f"{s['server_cpu_ms_per_request']:.2f}, client "
+              f"{s['client_cpu_ms_per_request']:.2f} ms", flush=True)
         out.append(s)
         return s
 
