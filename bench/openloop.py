@@ -11,9 +11,10 @@ rates (x1.25 from 1,000) until the p99 reaches 25 ms, errors appear or the serve
 
 Open loop: request i is due at ``start + i / rate`` whatever happened to the others, and its
 latency is counted from that due time (so a slow server, or a late client, shows as latency
-instead of as a lower rate: no coordinated omission). Requests are pre-built bytes on
-keep-alive connections (a new connection when none is idle). The rate limit is raised to
-1,000,000/min so that it never answers 429 but still does its work on every request.
+instead of as a lower rate: no coordinated omission). Requests are pre-built bytes on up to
+64 keep-alive connections (``--connections``; a request waits for one when all are busy). The
+rate limit is raised to 1,000,000/min so that it never answers 429 but still does its work on
+every request.
 Errors: anything but a 200 (connection errors and 10 s timeouts included). ``lag`` is how late
 the client sent (its own share of the latency). The last line is one JSON object.
 """
@@ -29,8 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 import requests
 from common import STACKS, pct, session, stack, wait_job
+
+from service import gunicorn_conf
 
 TIMEOUT = 10.0
 IDLE_REUSE = 0.5  # seconds; older idle connections may have been closed by the server
@@ -86,12 +90,14 @@ def gunicorn_cpu(port: int) -> float:
 
 
 class Pool:
-    """Keep-alive connections to one host; a new one whenever none is idle."""
+    """Keep-alive connections to one host, at most ``size`` at once (like wrk's ``-c``): a new
+    one when none is idle; a request waits (its latency counting) when all are busy."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, size: int = 64) -> None:
         self.host, self.port = host, port
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.opened = 0
+        self.slots = asyncio.Semaphore(size)
 
     async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
         now = time.perf_counter()
@@ -114,6 +120,11 @@ class Pool:
 
 
 async def exchange(pool: Pool, raw: bytes) -> int:
+    async with pool.slots:
+        return await _exchange(pool, raw)
+
+
+async def _exchange(pool: Pool, raw: bytes) -> int:
     """Send one request, read its response; the status code. Retries once on a kept-alive
     connection the server had closed before reading anything from it."""
     for attempt in (0, 1):
@@ -207,12 +218,10 @@ def train_model(http: requests.Session, base: str) -> tuple[str, np.ndarray]:
 
 
 async def drive(base: str, key: str, model_id: str, X: np.ndarray, seconds: float,
-                max_rate: float) -> list[dict[str, Any]]:
+                max_rate: float, connections: int) -> list[dict[str, Any]]:
     host, port = base.removeprefix("http://").split(":")
-    pool = Pool(host, int(port))
+    pool = Pool(host, int(port), connections)
     path = f"/v1/models/{model_id}/predict"
-    import orjson
-
     ones = [orjson.dumps({"inputs": X[i:i + 1].tolist()}) for i in range(64)]
     hundreds = [orjson.dumps({"inputs": X[i:i + 100].tolist()}) for i in range(0, 150, 50)]
     healthz = Target("healthz", build(host, int(port), "GET", "/healthz"))
@@ -262,14 +271,15 @@ def run_stack(name: str, args: argparse.Namespace) -> dict[str, Any]:
         from common import REDIS
 
         env["REDIS_URL"] = REDIS  # rate-limit counters in Redis, as docker-compose has them
+    threads = args.threads or gunicorn_conf.threads
     with stack(name, web_workers=args.workers, **env) as (base, keys, _):
         http = session(keys[0])
         model_id, X = train_model(http, base)
         http.close()
-        print(f"{name}: gunicorn {args.workers} workers x {args.threads or 'default'} threads",
-              flush=True)
-        phases = asyncio.run(drive(base, keys[0], model_id, X, args.seconds, args.max_rate))
-    return {"stack": name, "workers": args.workers, "threads": args.threads,
+        print(f"{name}: gunicorn {args.workers} workers x {threads} threads", flush=True)
+        phases = asyncio.run(drive(base, keys[0], model_id, X, args.seconds, args.max_rate,
+                                   args.connections))
+    return {"stack": name, "workers": args.workers, "threads": threads,
             "highest_rate_p99_under_25ms": highest_rate(phases), "phases": phases}
 
 
@@ -281,6 +291,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="threads per worker (default: service/gunicorn_conf.py)")
     parser.add_argument("--max-rate", type=float, default=4000)
+    parser.add_argument("--connections", type=int, default=64, help="at most, at once")
     args = parser.parse_args()
     results = [run_stack(name, args) for name in args.stacks.split(",")]
     print(f"\n{'stack':18} {'target':12} {'rate':>5} {'achieved':>8} {'p50 ms':>7} "

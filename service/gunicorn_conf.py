@@ -5,6 +5,14 @@ given on the command line; everything else is here.
 Worker model: ``gthread``. Each web process serves ``GUNICORN_THREADS`` requests at once, so a
 slow client or a long-lived event stream holds one thread, not a whole process; predictions are
 short NumPy calls that release the GIL in BLAS.
+
+Numbers: ``--workers`` = cores (``WEB_CONCURRENCY``; 2 here). A process runs Python on one core
+at a time (the GIL), so the processes are what use the cores; a cached 1-row predict costs about
+1 ms of CPU more than ``GET /healthz`` (``bench/openloop.py``), so 2 processes hold 500/s with
+room. Threads do not add CPU: they are for requests that wait (an event stream holds a thread
+for as long as it is open, a request on the database, a slow client), so each process has 16:
+2 x 16 = 32 open streams before a request would queue behind them. More threads cost nothing
+idle (the pool grows on demand); in a burst they share the GIL instead of queueing.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import os
 
 # -- threads and processes ---------------------------------------------------------------------
-threads = int(os.environ.get("GUNICORN_THREADS") or 8)
+threads = int(os.environ.get("GUNICORN_THREADS") or 16)
 
 # -- slow and hostile clients (service/gunicorn_worker.py) -------------------------------------
 # gthread, with a read deadline per request (CLIENT_TIMEOUT_SECONDS, default 20, extended by
