@@ -9,8 +9,9 @@ short NumPy calls that release the GIL in BLAS.
 Numbers: ``--workers`` = cores (``WEB_CONCURRENCY``; 2 here). A process runs Python on one core
 at a time (the GIL), so the processes are what use the cores; a cached 1-row predict costs
 about 1 ms of CPU more than ``GET /healthz`` (``bench/openloop.py``, measured on a busy machine),
-so 500/s needs about half of the 2 cores. Threads do not add CPU: they are for requests that wait (an event stream holds a thread
-for as long as it is open, a request on the database, a slow client), so each process has 16:
+so 500/s needs about half of the 2 cores. Threads do not add CPU: they are for requests that
+wait (an event stream holds a thread for as long as it is open, a request on the database, a
+slow client), so each process has 16:
 2 x 16 = 32 open streams before a request would queue behind them. More threads cost nothing
 idle (the pool grows on demand); in a burst they share the GIL instead of queueing.
 """
