@@ -9,7 +9,7 @@ import numpy as np
 
 import backprop
 
-from .. import db, inspection, storage
+from .. import db, inspection
 from ..errors import APIError, invalid
 from ..inspect_data import check_rows, evaluation_data, trace_targets
 from ..inspect_schemas import DiagnosticsQuery, EvaluateIn, TraceIn
@@ -25,7 +25,7 @@ bp = blueprint("inspect", "inspect", "Inside the network: diagnostics, a traced 
 
 def _model(model_id: str) -> tuple[TrainedModel, backprop.Model]:
     m = owned(TrainedModel, model_id, "model")
-    return m, model_cache().get(m.id, lambda: storage.get(db.request_session(), m.blob_id))
+    return m, model_cache().get(m.id, m.tenant_id, db.request_session)[1]
 
 
 @bp.get("/jobs/<job_id>/diagnostics", responses={200: DiagnosticsPage})
