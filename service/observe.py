@@ -56,7 +56,8 @@ def _finish(resp: Response) -> Response:
     if log.isEnabledFor(level):
         log.log(level, "%s %s %d %.1f ms", request.method, request.path, resp.status_code,
                 seconds * 1000,
-                extra={"method": request.method, "path": request.path, "route": route,
+                extra={"request_id": rid, "method": request.method, "path": request.path,
+                       "route": route,
                        "status": resp.status_code, "duration_ms": round(seconds * 1000, 2),
                        "tenant": g.get("tenant_id"), "remote_addr": request.remote_addr,
                        "user_agent": request.user_agent.string or None})
