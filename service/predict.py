@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from backprop import Model
 
+from . import metrics
 from .errors import invalid, too_large
 
 
@@ -26,7 +28,9 @@ class ModelCache:
             model = self._items.get(model_id)
             if model is not None:
                 self._items.move_to_end(model_id)
+                metrics.model_cache_lookup(hit=True)
                 return model
+        metrics.model_cache_lookup(hit=False)
         model = Model.from_bytes(load())
         with self._lock:
             self._items[model_id] = model
@@ -51,8 +55,10 @@ def check_rows(rows: list[list[float]], width: int, max_rows: int) -> np.ndarray
 
 
 def predict(model: Model, X: np.ndarray) -> dict[str, Any]:
+    started = time.perf_counter()
     with np.errstate(all="ignore"):  # overflow is answered below, not raised as a warning
         out = model.predict(X)
+    metrics.observe_prediction(time.perf_counter() - started, len(X))
     if not np.isfinite(out).all():
         bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
         raise invalid(["inputs", bad], f"row {bad} gives a non-finite output; its values are "
