@@ -22,6 +22,7 @@ from ..config import Settings
 from ..errors import APIError
 from ..models import Dataset, Job, TrainedModel, Worker, utcnow
 from ..queue import QUEUE
+from ..schemas import Problem
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -134,7 +135,8 @@ def check_metrics_token(token: str, header: str | None) -> None:
 
 
 @bp.get("/metrics", responses={200: {"description": "Prometheus text format",
-                                     "content": {"text/plain": {"schema": {"type": "string"}}}}})
+                                     "content": {"text/plain": {"schema": {"type": "string"}}}},
+                               401: Problem})
 def metrics() -> Any:
     """Prometheus metrics: requests, predictions, jobs, workers, the queue (see the README).
     With `METRICS_TOKEN` set, it needs `Authorization: Bearer <METRICS_TOKEN>` (`401` else)."""
