@@ -14,7 +14,7 @@ ARG EXTRAS=onnx
 RUN pip install ".[${EXTRAS}]" && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
 USER app
 
-EXPOSE 8000
+EXPOSE 8000 9808
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
   CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1
 CMD ["python", "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "4", "service.app:create_app()"]

@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# No __pycache__ next to the sources: a run writes only under DATA_DIR (the venv is compiled).
 run: $(STAMP)
-	$(BIN)/python -m service.run
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/python -m service.run
 
 test: $(STAMP)
 	$(BIN)/ruff check .

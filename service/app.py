@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from threadpoolctl import threadpool_limits
 from werkzeug.exceptions import UnsupportedMediaType
 
-from . import db, errors, ratelimit
+from . import db, errors, observe, ratelimit
 from .config import Settings
 from .openapi_doc import finish_document
 from .queue import make_celery
@@ -98,6 +98,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> ServiceApp:
     db.configure(settings.database_url)
 
     errors.register(app)
+    observe.register(app)  # request id, latency metrics, one log line per request
 
     from .api import datasets, export, inspect, jobs, models, ops, sweeps
 

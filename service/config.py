@@ -69,6 +69,12 @@ class Settings:
     max_attempts: int = 3
     task_soft_time_limit: float = 6 * 3600.0
     task_time_limit: float = 6 * 3600.0 + 120.0
+    metrics_token: str = ""  # when set, /metrics (and a worker's endpoint) need it as a bearer
+    worker_heartbeat_seconds: float = 10.0  # a worker is alive while its beat is < 3x this old
+    worker_metrics_port: int = 0  # a worker's own /metrics endpoint; 0: none
+    worker_metrics_host: str = "127.0.0.1"
+    log_format: str = "text"  # or "json": one JSON object per line
+    log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -77,7 +83,9 @@ class Settings:
         s = cls(data_dir=data_dir)
         s.database_url = os.environ.get("DATABASE_URL") or \
             f"sqlite:///{(data_dir / 'service.db').resolve()}"
-        s.broker_url = os.environ.get("BROKER_URL") or "filesystem://"
+        s.broker_url = os.environ.get("BROKER_URL") or "filesystem://localhost/"
+        if s.broker_url.rstrip("/") == "filesystem:":  # no host: kombu warns at each connection
+            s.broker_url = "filesystem://localhost/"
         s.redis_url = os.environ.get("REDIS_URL", "")
         s.bootstrap_api_key = os.environ.get("BOOTSTRAP_API_KEY", "")
         s.environment = os.environ.get("ENVIRONMENT", "development")

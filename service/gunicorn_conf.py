@@ -19,6 +19,11 @@ idle (the pool grows on demand); in a burst they share the GIL instead of queuei
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from service.logs import dict_config
 
 # -- threads and processes ---------------------------------------------------------------------
 threads = int(os.environ.get("GUNICORN_THREADS") or 16)
@@ -35,5 +40,36 @@ limit_request_line = 8190  # longer request lines (URLs): 414
 limit_request_fields = 100  # more header fields: 431
 limit_request_field_size = 8190  # a longer header field: 431
 
-accesslog = "-"
+# The app logs one line per request (service/observe.py): gunicorn's access log would repeat it.
+accesslog = None
 graceful_timeout = 10
+
+
+# -- ops: files under DATA_DIR, structured logs, Prometheus multiprocess mode --------------------
+def _data_dir() -> Path:
+    from service.config import Settings
+
+    return Settings.from_env().data_dir.resolve()
+
+
+logconfig_dict = dict_config()  # the same line format as the app and the worker
+# Every gunicorn worker writes its metrics to files here; /metrics sums them.
+_metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                          str(_data_dir() / "metrics" / "api")))
+# gunicorn >= 25 opens a control socket (for `gunicornc`) in $HOME unless told otherwise: keep it
+# under DATA_DIR; a Unix socket path has at most 107 bytes, so a deeper DATA_DIR turns it off.
+control_socket = str(_data_dir() / "gunicorn.ctl")
+control_socket_disable = len(control_socket.encode()) > 100
+
+
+def on_starting(server: Any) -> None:
+    """Files of an earlier run must not be summed into this one (prometheus-client's rule)."""
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A web worker exited: its live gauges go, its counters stay counted."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

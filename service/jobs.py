@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from backprop import count_parameters, estimate_training_memory, largest_batch, resolve_spec
 
-from . import datasets
+from . import datasets, metrics
 from .config import Limits
 from .errors import APIError, invalid
 from .models import Dataset, Job, new_id, utcnow
@@ -173,7 +173,9 @@ def request_cancel(s: Session, job: Job) -> None:
     queued = s.execute(update(Job).where(Job.id == job.id, Job.status == "queued")
                        .values(status="cancelled", cancel_requested=True,
                                finished_at=utcnow())).rowcount
-    if not queued:
+    if queued:
+        metrics.job_finished("cancelled")
+    else:
         s.execute(update(Job).where(Job.id == job.id, Job.status == "running")
                   .values(cancel_requested=True))
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from backprop import Model
 
-from . import storage
+from . import metrics, storage
 from .errors import invalid, not_found, too_large
 from .models import TrainedModel
 
@@ -66,6 +66,7 @@ class ModelCache:
         if info is None or info.tenant_id != tenant_id:
             raise not_found("model", model_id)
         model = self._models.get(model_id)
+        metrics.model_cache_lookup(hit=model is not None)
         if model is None:
             return info, self._load(model_id, info, session)
         with self._lock:
@@ -132,8 +133,10 @@ def to_array(rows: list[list[float]], width: int, max_rows: int) -> np.ndarray:
 
 def predict(model: Model, X: np.ndarray) -> dict[str, Any]:
     """The answer for rows ``X`` ``(n, inputs)``, as arrays (the JSON provider writes them)."""
+    started = time.perf_counter()
     with np.errstate(all="ignore"):  # overflow is answered below, not raised as a warning
         out = model.predict(X)
+    metrics.observe_prediction(time.perf_counter() - started, len(X))
     finite = np.isfinite(out).all(axis=1)
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])

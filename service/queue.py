@@ -21,11 +21,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if url.startswith("filesystem"):
         folder = settings.broker_folder
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         options = {"data_folder_in": str(folder / "queue"),
                    "data_folder_out": str(folder / "queue"),
                    "processed_folder": str(folder / "processed"),
+                   "control_folder": str(folder / "control"),  # else ./control in the cwd
                    "store_processed": False,
                    "polling_interval": 0.1}
     else:

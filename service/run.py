@@ -7,6 +7,7 @@ is also what the end-to-end tests and the service benchmark start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -42,6 +43,7 @@ class Processes:
                  host: str = "127.0.0.1", log_dir: Path | None = None) -> None:
         self.env, self.port, self.web_workers, self.host = env, port, web_workers, host
         self.log_dir = log_dir
+        self.data_dir = ROOT / (env.get("DATA_DIR") or "var")  # absolute paths stay as they are
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
 
@@ -55,7 +57,8 @@ class Processes:
             if self.log_dir is not None:
                 out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop
                 self._logs.append(out)
-            self.procs[name] = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=out,
+            self.procs[name] = subprocess.Popen(cmd, env=self.process_env(name), cwd=ROOT,
+                                                stdout=out,
                                                 stderr=subprocess.STDOUT if out else None,
                                                 start_new_session=True)
         if ready_timeout is not None:
@@ -65,6 +68,11 @@ class Processes:
                 self.stop()
                 raise
         return self
+
+    def process_env(self, name: str) -> dict[str, str]:
+        """Each process group writes its metrics files to its own folder under DATA_DIR."""
+        return {**self.env,
+                "PROMETHEUS_MULTIPROC_DIR": str(self.data_dir / "metrics" / name)}
 
     def wait_ready(self, timeout: float) -> None:
         url = f"http://127.0.0.1:{self.port}/readyz"
@@ -90,18 +98,20 @@ class Processes:
         return path.read_text(errors="replace")[-4000:] if path and path.exists() else ""
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (graceful), then SIGKILL after ``timeout``: a job cut off resumes from its
+        """SIGTERM to each main process (gunicorn's master, Celery's main process: they stop
+        their own children; signalling the children too makes Celery log them as lost), then
+        SIGKILL to the whole group after ``timeout``: a job cut off is resumed from its
         checkpoint at the next start."""
         for proc in self.procs.values():
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for proc in self.procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):  # what is left of the group
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait()
         for f in self._logs:
             f.close()
 
@@ -124,6 +134,7 @@ def main() -> int:
     migrate(settings.database_url)
     key = bootstrap_keys(settings, create_first=True)
     port = int(os.environ.get("PORT") or 8000)
+    os.environ.setdefault("WORKER_METRICS_PORT", str(port + 1))  # the worker's own /metrics
     if key:
         key_file = settings.data_dir / "api-key.txt"
         key_file.write_text(key + "\n")
@@ -143,7 +154,9 @@ def main() -> int:
     procs = Processes(dict(os.environ), port, int(os.environ.get("WEB_CONCURRENCY") or 2),
                       host=host)
     procs.start(ready_timeout=None)
-    print(f"  {listening(host, port)}  (Ctrl-C stops)\n", flush=True)
+    print(f"  {listening(host, port)}  worker metrics: "
+          f"http://127.0.0.1:{os.environ['WORKER_METRICS_PORT']}/metrics  (Ctrl-C stops)\n",
+          flush=True)
     code = 0
     while not stopping:
         name = procs.exited()

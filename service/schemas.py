@@ -302,6 +302,10 @@ class ListQuery(Input):
 class HistoryQuery(Input):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
     cursor: EpochCursor | None = None
+    order: Annotated[Literal["asc", "desc"], Field(
+        description="`asc`: oldest epochs first (the cursor pages forward); `desc`: newest "
+                    "first, so `?order=desc&limit=5` is the last five epochs (the cursor pages "
+                    "back)")] = "asc"
 
 
 class JobListQuery(ListQuery):

@@ -33,3 +33,36 @@ def test_dockerfile_default_command_is_the_api() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert '"service.app:create_app()"' in text
     assert 'pip install ".[${EXTRAS}]"' in text and "ARG EXTRAS=" in text
+
+
+def test_monitoring_profile_and_files() -> None:
+    import json
+    import shutil
+    import subprocess
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"], name
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), source
+    assert services["worker"]["environment"]["WORKER_METRICS_PORT"] == "9808"
+    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {c["job_name"]: c for c in prom["scrape_configs"]}
+    assert jobs["backprop-worker"]["dns_sd_configs"][0]["port"] == 9808
+    assert jobs["backprop-api"]["static_configs"][0]["targets"] == ["api:8000"]
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/backprop.json").read_text())
+    assert dashboard["uid"] and all(p["targets"] for p in dashboard["panels"])
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    alerts = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    names = {r["alert"] for g in alerts["groups"] for r in g["rules"]}
+    assert {"BackpropNoWorkers", "BackpropOldestQueuedJobTooOld", "BackpropJobFailureRatio",
+            "BackpropPredictLatencyP99"} <= names
+    promtool = shutil.which("promtool")  # Debian's prometheus package
+    if promtool:
+        done = subprocess.run([promtool, "check", "rules", "deploy/prometheus/alerts.yml"],
+                              cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr

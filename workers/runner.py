@@ -24,6 +24,8 @@ from service.config import Settings
 from service.db import session_scope
 from service.models import Blob, Dataset, EpochRecord, Job, TrainedModel, new_id, utcnow
 
+from . import observe
+
 log = logging.getLogger(__name__)
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -197,6 +199,7 @@ def run_job(job_id: str, settings: Settings | None = None) -> str | None:
     c = claim(job_id, settings)
     if c is None:
         return None
+    observe.job_started(c.job_id, c.attempt, c.checkpoint_epoch)
     try:
         with session_scope() as s:
             ds = s.get(Dataset, c.dataset_id)

@@ -23,7 +23,7 @@ from service.config import Settings
 from service.models import Job, utcnow
 from service.queue import TRAIN_TASK, make_celery, send_training
 
-from . import runner, sweeper
+from . import observe, ops, runner, sweeper  # noqa: F401 - ops: logging, heartbeat, metrics endpoint
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ def train(self: Any, job_id: str) -> None:
     """Train one job (idempotent: a finished job returns at once). While the database is
     unreachable the task is retried with backoff; the job resumes from its checkpoint."""
     try:
-        runner.run_job(job_id, settings)
+        with observe.job_run(job_id):  # logs and counts how the job really ended
+            runner.run_job(job_id, settings)
     except DBAPIError as exc:
         log.warning("job %s: database unreachable (%s); retrying", job_id, exc)
         raise self.retry(exc=exc, countdown=min(60, 2 ** min(self.request.retries, 6))) \

@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .. import db, jobs
-from ..errors import APIError
 from ..models import EpochRecord, Job
 from ..schemas import (
     HistoryPage,
@@ -65,18 +64,17 @@ def get_job(path: JobPath) -> Any:
 
 @bp.get("/jobs/<job_id>/history", responses={200: HistoryPage})
 def get_history(path: JobPath, query: HistoryQuery) -> Any:
-    """One row per finished epoch, in order; `cursor` is the last epoch already seen."""
+    """One row per finished epoch. `order=asc` (default) from the first epoch, `order=desc`
+    from the newest; `cursor` is an epoch number (a `next_cursor`): the page holds the epochs
+    after it (`asc`) or before it (`desc`)."""
     job = owned(Job, path.job_id, "job")
-    after = 0
-    if query.cursor:
-        if not query.cursor.isdigit():
-            raise APIError(422, "Unprocessable Content", "cursor must be a next_cursor value "
-                           "from a previous page", errors=[{"loc": ["query", "cursor"],
-                                                            "msg": "not a valid cursor"}])
-        after = int(query.cursor)
-    rows = db.request_session().scalars(
-        select(EpochRecord).where(EpochRecord.job_id == job.id, EpochRecord.epoch > after)
-        .order_by(EpochRecord.epoch).limit(query.limit + 1)).all()
+    stmt = select(EpochRecord).where(EpochRecord.job_id == job.id)
+    if query.cursor is not None:  # plain ASCII digits, checked by the schema
+        at = int(query.cursor)
+        stmt = stmt.where(EpochRecord.epoch < at if query.order == "desc"
+                          else EpochRecord.epoch > at)
+    order = EpochRecord.epoch.desc() if query.order == "desc" else EpochRecord.epoch
+    rows = db.request_session().scalars(stmt.order_by(order).limit(query.limit + 1)).all()
     items = [{"epoch": r.epoch, "loss": r.loss, "val_loss": r.val_loss, "accuracy": r.accuracy,
               "val_accuracy": r.val_accuracy, "learning_rate": r.learning_rate,
               "seconds": r.seconds} for r in rows]
