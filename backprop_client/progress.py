@@ -32,6 +32,7 @@ class ProgressBar:
         self.eta: float | None = None
         self._started: tuple[float, int] | None = None  # (time, epoch) when epochs began coming
         self._printed_tenth = -1
+        self._last = ""  # the last line written (not on a terminal)
         self._width = 0
 
     def update(self, *, epoch: int | None = None, epochs: int | None = None,
@@ -84,12 +85,17 @@ class ProgressBar:
         tenth = int(10 * self.epoch / self.epochs) if self.epochs else 0
         if tenth > self._printed_tenth:
             self._printed_tenth = tenth
+            self._write_line(text)
+
+    def _write_line(self, text: str) -> None:
+        if text != self._last:
+            self._last = text
             self.stream.write(text + "\n")
             self.stream.flush()
 
     def close(self) -> None:
         if self.tty:
             self.stream.write("\r" + self.line().ljust(self._width) + "\n")
+            self.stream.flush()
         else:
-            self.stream.write(self.line() + "\n")
-        self.stream.flush()
+            self._write_line(self.line())

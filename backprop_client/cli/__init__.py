@@ -6,6 +6,8 @@ A problem answer is printed on stderr (title, detail, field errors) with exit co
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import IO, Any
 
 import click
@@ -51,6 +53,10 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # `bp ... | head`: the reader has what it wanted
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except (BackpropError, ValueError, OSError) as exc:  # OSError: a file, not the network
             raise Problem(exc) from exc
 
