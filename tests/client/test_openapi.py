@@ -18,6 +18,10 @@ EXPECTED = {
     ("post", "/v1/models/{model_id}/predict"): "predict",
     ("get", "/v1/models/{model_id}/weights"): "get_model_weights",
     ("delete", "/v1/models/{model_id}"): "delete_model",
+    ("post", "/v1/sweeps"): "create_sweep", ("get", "/v1/sweeps"): "list_sweeps",
+    ("get", "/v1/sweeps/{sweep_id}"): "get_sweep",
+    ("get", "/v1/sweeps/{sweep_id}/trials"): "list_sweep_trials",
+    ("post", "/v1/sweeps/{sweep_id}/cancel"): "cancel_sweep",
 }
 
 
