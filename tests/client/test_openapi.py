@@ -22,6 +22,9 @@ EXPECTED = {
     ("get", "/v1/sweeps/{sweep_id}"): "get_sweep",
     ("get", "/v1/sweeps/{sweep_id}/trials"): "list_sweep_trials",
     ("post", "/v1/sweeps/{sweep_id}/cancel"): "cancel_sweep",
+    ("get", "/v1/jobs/{job_id}/diagnostics"): "get_job_diagnostics",
+    ("post", "/v1/models/{model_id}/trace"): "trace_model",
+    ("post", "/v1/models/{model_id}/evaluate"): "evaluate_model",
 }
 
 
