@@ -1,5 +1,7 @@
 """Finishing the generated OpenAPI document: problem-details error responses as they are really
-sent, bearer auth on ``/v1``, and both body types of the dataset upload."""
+sent, bearer auth on ``/v1``, both body types of the dataset upload, and clean operations for
+generated clients (each route names its ``operation_id`` and ``summary``; descriptions are the
+view's docstring as prose)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ from typing import Any
 
 from .schemas import DatasetCreate, Problem
 
+CSV_EXAMPLE = "sepal_length,sepal_width,species\n5.1,3.5,setosa\n7.0,3.2,versicolor\n"
+CSV_BODY = ("A CSV file with a header row: the feature columns and the target column(s) named in "
+            "`target`. A non-numeric target column makes a classification dataset.")
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 ERRORS = {
     "400": "Malformed request (e.g. JSON that does not parse)",
@@ -34,6 +39,17 @@ def _problem_response(description: str) -> dict[str, Any]:
             "content": {"application/problem+json": {"schema": PROBLEM_REF}}}
 
 
+def _prose(op: dict[str, Any]) -> None:
+    """flask-openapi3 joins a docstring's lines with ``<br/>``: make it one paragraph again, and
+    give an operation without a summary one from its id (a route should name its own)."""
+    if op.get("description"):
+        op["description"] = " ".join(op["description"].replace("<br/>", " ").split())
+    else:
+        op.pop("description", None)
+    if not op.get("summary") and op.get("operationId"):
+        op["summary"] = op["operationId"].replace("_", " ").capitalize()
+
+
 def finish_document(doc: dict[str, Any]) -> None:
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -50,6 +66,7 @@ def finish_document(doc: dict[str, Any]) -> None:
         for method, op in item.items():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
+            _prose(op)
             responses = op["responses"]
             for code, resp in list(responses.items()):
                 if code.startswith(("4", "5")):
@@ -76,10 +93,13 @@ def finish_document(doc: dict[str, Any]) -> None:
             if path == "/v1/datasets" and method == "post":
                 op["requestBody"] = {
                     "required": True,
+                    "description": "The dataset as JSON (`DatasetCreate`) or as CSV (`text/csv`, "
+                                   "with `?target=` naming the target columns).",
                     "content": {
                         "application/json": {
                             "schema": {"$ref": "#/components/schemas/DatasetCreate"}},
-                        "text/csv": {"schema": {"type": "string"}},
+                        "text/csv": {"schema": {"type": "string", "description": CSV_BODY},
+                                     "example": CSV_EXAMPLE},
                     },
                 }
                 op.setdefault("parameters", []).extend([

@@ -23,7 +23,8 @@ def out(ds: Dataset) -> dict[str, Any]:
             "created_at": ds.created_at.isoformat()}
 
 
-@bp.post("/datasets", responses={201: DatasetOut, 400: Problem})
+@bp.post("/datasets", operation_id="create_dataset", summary="Upload a dataset (JSON or CSV)",
+         responses={201: DatasetOut, 400: Problem})
 @accepts("application/json", "text/csv")
 def create_dataset() -> Any:
     """Upload a dataset: a JSON body, or `text/csv` with `?name=...&target=col[,col]`."""
@@ -49,18 +50,21 @@ def create_dataset() -> Any:
     return out(ds), 201, {"Location": url_for(".get_dataset", dataset_id=ds.id)}
 
 
-@bp.get("/datasets", responses={200: DatasetPage})
+@bp.get("/datasets", operation_id="list_datasets", summary="List datasets",
+        responses={200: DatasetPage})
 def list_datasets(query: ListQuery) -> Any:
     """Datasets of this API key's tenant, newest first."""
     return newest_first(Dataset, query, out)
 
 
-@bp.get("/datasets/<dataset_id>", responses={200: DatasetOut})
+@bp.get("/datasets/<dataset_id>", operation_id="get_dataset", summary="Get a dataset",
+        responses={200: DatasetOut})
 def get_dataset(path: DatasetPath) -> Any:
     return out(owned(Dataset, path.dataset_id, "dataset"))
 
 
-@bp.delete("/datasets/<dataset_id>", responses={204: None, 409: Problem})
+@bp.delete("/datasets/<dataset_id>", operation_id="delete_dataset", summary="Delete a dataset",
+           responses={204: None, 409: Problem})
 def delete_dataset(path: DatasetPath) -> Any:
     """Delete a dataset; `409` while a queued or running job uses it."""
     ds = owned(Dataset, path.dataset_id, "dataset")

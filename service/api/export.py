@@ -30,6 +30,7 @@ ONNX_RESPONSE = {
 
 
 @bp.get("/models/<model_id>/export",
+        operation_id="export_model", summary="Export a model (ONNX)",
         responses={200: ONNX_RESPONSE, 501: Problem})
 def export_model(path: ModelPath, query: ExportQuery) -> Any:
     """Download the model as ONNX (`?format=onnx`, the default). Needs the `onnx` extra on the

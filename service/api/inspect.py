@@ -28,7 +28,9 @@ def _model(model_id: str) -> tuple[TrainedModel, backprop.Model]:
     return m, model_cache().get(m.id, m.tenant_id, db.request_session)[1]
 
 
-@bp.get("/jobs/<job_id>/diagnostics", responses={200: DiagnosticsPage})
+@bp.get("/jobs/<job_id>/diagnostics", operation_id="get_job_diagnostics",
+        summary="Per-layer diagnostics of a job",
+        responses={200: DiagnosticsPage})
 def get_diagnostics(path: JobPath, query: DiagnosticsQuery) -> Any:
     """Per-layer diagnostics by epoch (jobs with `training.diagnostics`); `cursor` is the last
     epoch already seen."""
@@ -47,7 +49,8 @@ def _lists(value: Any) -> Any:
     return value.tolist() if isinstance(value, np.ndarray) else value
 
 
-@bp.post("/models/<model_id>/trace", responses={200: TraceOut})
+@bp.post("/models/<model_id>/trace", operation_id="trace_model", summary="Trace one backprop step",
+         responses={200: TraceOut})
 def trace_model(path: ModelPath, body: TraceIn) -> Any:
     """One forward and backward pass for the rows at the model's weights: per layer z, a,
     delta, dE/dW and dE/db (float64); with `check`, central differences beside them."""
@@ -84,7 +87,8 @@ def trace_model(path: ModelPath, body: TraceIn) -> Any:
             "layers": layers, "check": result.get("check")}
 
 
-@bp.post("/models/<model_id>/evaluate", responses={200: EvaluateOut})
+@bp.post("/models/<model_id>/evaluate", operation_id="evaluate_model", summary="Evaluate a model",
+         responses={200: EvaluateOut})
 def evaluate_model(path: ModelPath, body: EvaluateIn) -> Any:
     """Metrics on a stored dataset or inline rows: classification accuracy, per-class
     precision/recall/F1, macro and weighted averages, confusion matrix, log loss, ROC AUC;

@@ -26,7 +26,8 @@ from .common import accepts, blueprint, newest_first, owned, page, settings, ten
 bp = blueprint("jobs", "jobs", "Train networks asynchronously and follow their progress.")
 
 
-@bp.post("/jobs", responses={202: JobOut, 200: JobOut, 400: Problem})
+@bp.post("/jobs", operation_id="create_job", summary="Start a training job",
+         responses={202: JobOut, 200: JobOut, 400: Problem})
 def create_job(body: JobCreate, header: IdempotencyHeader) -> Any:
     """Start a training job. With `Idempotency-Key`, a retry within 24 h returns the first job
     (`200`) instead of starting another."""
@@ -48,21 +49,23 @@ def create_job(body: JobCreate, header: IdempotencyHeader) -> Any:
     return jobs.out(job), 202, headers
 
 
-@bp.get("/jobs", responses={200: JobPage})
+@bp.get("/jobs", operation_id="list_jobs", summary="List training jobs", responses={200: JobPage})
 def list_jobs(query: JobListQuery) -> Any:
     """Jobs of this tenant, newest first; `?status=running` filters."""
     filters = [Job.status == query.status] if query.status else []
     return newest_first(Job, query, jobs.out, *filters)
 
 
-@bp.get("/jobs/<job_id>", responses={200: JobOut})
+@bp.get("/jobs/<job_id>", operation_id="get_job", summary="Get a training job",
+        responses={200: JobOut})
 def get_job(path: JobPath) -> Any:
     return jobs.out(owned(Job, path.job_id, "job"))
 
 
 
 
-@bp.get("/jobs/<job_id>/history", responses={200: HistoryPage})
+@bp.get("/jobs/<job_id>/history", operation_id="get_job_history", summary="Job history by epoch",
+        responses={200: HistoryPage})
 def get_history(path: JobPath, query: HistoryQuery) -> Any:
     """One row per finished epoch. `order=asc` (default) from the first epoch, `order=desc`
     from the newest; `cursor` is an epoch number (a `next_cursor`): the page holds the epochs
@@ -81,7 +84,8 @@ def get_history(path: JobPath, query: HistoryQuery) -> Any:
     return page(items, query.limit, lambda item: item["epoch"])
 
 
-@bp.post("/jobs/<job_id>/cancel", responses={202: JobOut, 409: Problem})
+@bp.post("/jobs/<job_id>/cancel", operation_id="cancel_job", summary="Cancel a training job",
+         responses={202: JobOut, 409: Problem})
 @accepts()
 def cancel_job(path: JobPath) -> Any:
     """Cancel: a queued job never starts; a running one stops within one epoch."""

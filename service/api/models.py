@@ -32,17 +32,20 @@ def _cache() -> ModelCache:
     return cache
 
 
-@bp.get("/models", responses={200: ModelPage})
+@bp.get("/models", operation_id="list_models", summary="List trained models",
+        responses={200: ModelPage})
 def list_models(query: ListQuery) -> Any:
     return newest_first(TrainedModel, query, out)
 
 
-@bp.get("/models/<model_id>", responses={200: ModelOut})
+@bp.get("/models/<model_id>", operation_id="get_model", summary="Get a trained model",
+        responses={200: ModelOut})
 def get_model(path: ModelPath) -> Any:
     return out(owned(TrainedModel, path.model_id, "model"))
 
 
-@bp.post("/models/<model_id>/predict", responses={200: PredictOut})
+@bp.post("/models/<model_id>/predict", operation_id="predict", summary="Predict with a model",
+         responses={200: PredictOut})
 def predict_model(path: ModelPath, body: PredictIn) -> Any:
     """The network's outputs for each input row; classifiers also give the probability of each
     class (in `classes` order), the most probable class of each row (`labels`) and `classes`.
@@ -57,6 +60,7 @@ def predict_model(path: ModelPath, body: PredictIn) -> Any:
 
 
 @bp.get("/models/<model_id>/weights",
+        operation_id="get_model_weights", summary="Download a model's weights (.npz)",
         responses={200: {"description": "The weights and preprocessing as a portable .npz "
                          "(no pickle): params, W0.., b0.., mean, scale, meta (JSON).",
                          "content": {"application/octet-stream": {
@@ -68,7 +72,8 @@ def get_weights(path: ModelPath) -> Any:
                     headers={"Content-Disposition": f'attachment; filename="{m.id}.npz"'})
 
 
-@bp.delete("/models/<model_id>", responses={204: None})
+@bp.delete("/models/<model_id>", operation_id="delete_model", summary="Delete a model",
+           responses={204: None})
 def delete_model(path: ModelPath) -> Any:
     m = owned(TrainedModel, path.model_id, "model")
     s = db.request_session()

@@ -58,13 +58,14 @@ def check_broker() -> str:
         return f"unreachable: {type(exc).__name__}"
 
 
-@bp.get("/healthz", responses={200: Health})
+@bp.get("/healthz", operation_id="get_health", summary="Liveness", responses={200: Health})
 def healthz() -> Any:
     """The process is up."""
     return {"status": "ok"}
 
 
-@bp.get("/readyz", responses={200: Ready, 503: Ready})
+@bp.get("/readyz", operation_id="get_readiness", summary="Readiness of the database and broker",
+        responses={200: Ready, 503: Ready})
 def readyz() -> Any:
     """Database and broker reachable (`200`), else `503` naming the part that is down.
     `rate_limit_store` is named too, but does not make the service unready: without it the
@@ -134,9 +135,10 @@ def check_metrics_token(token: str, header: str | None) -> None:
                        "<METRICS_TOKEN>", headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
 
 
-@bp.get("/metrics", responses={200: {"description": "Prometheus text format",
-                                     "content": {"text/plain": {"schema": {"type": "string"}}}},
-                               401: Problem})
+@bp.get("/metrics", operation_id="get_metrics", summary="Prometheus metrics",
+        responses={200: {"description": "Prometheus text format",
+                         "content": {"text/plain": {"schema": {"type": "string"}}}},
+                   401: Problem})
 def metrics() -> Any:
     """Prometheus metrics: requests, predictions, jobs, workers, the queue (see the README).
     With `METRICS_TOKEN` set, it needs `Authorization: Bearer <METRICS_TOKEN>` (`401` else)."""

@@ -40,7 +40,8 @@ def _send(ids: list[str]) -> None:
         jobs.enqueue(s, current_app.extensions["celery"], job)
 
 
-@bp.post("/sweeps", responses={202: SweepOut, 400: Problem})
+@bp.post("/sweeps", operation_id="create_sweep", summary="Start a hyper-parameter sweep",
+         responses={202: SweepOut, 400: Problem})
 def create_sweep(body: SweepCreate) -> Any:
     """Start a sweep: `base` is a job body, `space` maps spec paths to dimensions
     (`choice`, `uniform`, `log_uniform`, `int`); trials start at once, up to
@@ -53,20 +54,23 @@ def create_sweep(body: SweepCreate) -> Any:
     return _out(sweep), 202, {"Location": url_for(".get_sweep", sweep_id=sweep.id)}
 
 
-@bp.get("/sweeps", responses={200: SweepPage})
+@bp.get("/sweeps", operation_id="list_sweeps", summary="List sweeps",
+        responses={200: SweepPage})
 def list_sweeps(query: SweepListQuery) -> Any:
     """Sweeps of this tenant, newest first; `?status=running` filters."""
     filters = [Sweep.status == query.status] if query.status else []
     return newest_first(Sweep, query, _out, *filters)
 
 
-@bp.get("/sweeps/<sweep_id>", responses={200: SweepOut})
+@bp.get("/sweeps/<sweep_id>", operation_id="get_sweep", summary="Get a sweep",
+        responses={200: SweepOut})
 def get_sweep(path: SweepPath) -> Any:
     """A sweep: its status, trial counts and the best trial so far."""
     return _out(owned(Sweep, path.sweep_id, "sweep"))
 
 
-@bp.get("/sweeps/<sweep_id>/trials", responses={200: TrialPage})
+@bp.get("/sweeps/<sweep_id>/trials", operation_id="list_sweep_trials", summary="Trials of a sweep",
+        responses={200: TrialPage})
 def list_trials(path: SweepPath, query: ListQuery) -> Any:
     """The leaderboard: succeeded trials by the metric (best first), then the others."""
     sweep = owned(Sweep, path.sweep_id, "sweep")
@@ -86,7 +90,8 @@ def list_trials(path: SweepPath, query: ListQuery) -> Any:
     return result
 
 
-@bp.post("/sweeps/<sweep_id>/cancel", responses={202: SweepOut, 409: Problem})
+@bp.post("/sweeps/<sweep_id>/cancel", operation_id="cancel_sweep", summary="Cancel a sweep",
+         responses={202: SweepOut, 409: Problem})
 @accepts()
 def cancel_sweep(path: SweepPath) -> Any:
     """Cancel: no more trials start; running trials stop within an epoch."""
