@@ -60,6 +60,20 @@ def revoke_key(session: Session, key_or_prefix: str) -> int:
 
 def authenticate(session: Session, header: str | None) -> str:
     """The tenant id for an ``Authorization: Bearer <key>`` header, else a 401 problem."""
+    return authenticate_key(session, header).tenant_id
+
+
+def find_key(session: Session, token: str) -> ApiKey | None:
+    """The live (not revoked) key row for a plain key, else ``None``."""
+    digest = hash_key(token)
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
+        return None
+    return row
+
+
+def authenticate_key(session: Session, header: str | None) -> ApiKey:
+    """The key row for an ``Authorization: Bearer <key>`` header, else a 401 problem."""
     challenge = {"WWW-Authenticate": 'Bearer realm="backprop"'}
     if not header:
         raise APIError(401, "Unauthorized", "missing Authorization header; send "
@@ -69,9 +83,8 @@ def authenticate(session: Session, header: str | None) -> str:
     if scheme.lower() != "bearer" or not token:
         raise APIError(401, "Unauthorized", "the Authorization header must be "
                        "'Bearer <api key>'", headers=challenge)
-    digest = hash_key(token)
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
+    row = find_key(session, token)
+    if row is None:
         raise APIError(401, "Unauthorized", "the API key is not valid or has been revoked",
                        headers=challenge)
-    return row.tenant_id
+    return row

@@ -4,15 +4,20 @@ given on the command line; everything else is here.
 
 Worker model: ``gthread``. Each web process serves ``GUNICORN_THREADS`` requests at once, so a
 slow client or a long-lived event stream holds one thread, not a whole process; predictions are
-short NumPy calls that release the GIL in BLAS.
+short NumPy calls that release the GIL in BLAS. Event streams may hold at most half of a
+process's threads (``STREAMS_PER_PROCESS``, default ``GUNICORN_THREADS // 2``), so ordinary
+requests always find a free thread; idle keep-alive connections wait in gthread's poller,
+not on a thread.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+from typing import Any
 
 # -- threads and processes ---------------------------------------------------------------------
-threads = int(os.environ.get("GUNICORN_THREADS") or 8)
+threads = int(os.environ.get("GUNICORN_THREADS") or 16)
 
 # -- slow and hostile clients (service/gunicorn_worker.py) -------------------------------------
 # gthread, with a read deadline per request (CLIENT_TIMEOUT_SECONDS, default 20, extended by
@@ -28,3 +33,18 @@ limit_request_field_size = 8190  # a longer header field: 431
 
 accesslog = "-"
 graceful_timeout = 10
+
+
+def post_worker_init(worker: Any) -> None:
+    """On SIGTERM, end this worker's event streams at once (clients reconnect elsewhere)
+    instead of holding the shutdown for ``graceful_timeout``."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        from service import wake
+
+        wake.shutdown()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from backprop import count_parameters, estimate_training_memory, largest_batch, resolve_spec
 
-from . import datasets
+from . import datasets, wake
 from .config import Limits
 from .errors import APIError, invalid
 from .models import Dataset, Job, new_id, utcnow
@@ -183,6 +183,7 @@ def cancel(s: Session, job: Job) -> None:
         raise APIError(409, "Conflict", f"job {job.id} has already finished ({job.status})")
     request_cancel(s, job)
     s.commit()
+    wake.notify(job.id)
     s.refresh(job)
 
 

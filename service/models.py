@@ -217,3 +217,16 @@ class TrainedModel(Base):
     blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __table_args__ = (Index("ix_models_tenant_id_id", "tenant_id", "id"),)
+
+
+class EventStream(Base):
+    """An open event stream, counted against its API key's cap. A stream refreshes
+    ``seen_at`` as it runs; rows of streams whose process died expire on their own."""
+
+    __tablename__ = "event_streams"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[str] = mapped_column(String(40))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    __table_args__ = (Index("ix_event_streams_key_id", "key_id"),)

@@ -9,7 +9,7 @@ from flask import current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import select
 
-from .. import auth, db, ratelimit
+from .. import auth, db, ratelimit, web_session
 from ..config import Settings
 from ..errors import APIError, not_found
 from ..schemas import ListQuery
@@ -29,12 +29,18 @@ def blueprint(name: str, tag: str, description: str) -> APIBlueprint:
 
     @bp.before_request
     def _authenticate() -> None:
+        header = request.headers.get("Authorization")
+        view = current_app.view_functions.get(request.endpoint)
+        row = None
+        if header is None and getattr(view, "cookie_auth", False):
+            row = web_session.signed_in_key(db.request_session())
         try:
-            g.tenant_id = auth.authenticate(db.request_session(),
-                                            request.headers.get("Authorization"))
+            if row is None:
+                row = auth.authenticate_key(db.request_session(), header)
         except APIError:
             ratelimit.limit(None)  # no valid key: counted per client address
             raise
+        g.tenant_id, g.key_id = row.tenant_id, row.id
         ratelimit.limit(g.tenant_id)  # one budget per tenant, however the header is spelt
         if request.method in ("POST", "PUT", "PATCH"):
             _check_body()
@@ -75,8 +81,19 @@ def accepts(*types: str) -> Any:
     return mark
 
 
+def cookie_auth(view: Any) -> Any:
+    """Also accept the dashboard's session cookie (read-only views that browsers call from
+    ``EventSource``, which cannot send an Authorization header). Goes below the route."""
+    view.cookie_auth = True
+    return view
+
+
 def tenant() -> str:
     return g.tenant_id
+
+
+def key_id() -> str:
+    return g.key_id
 
 
 def owned(entity: type[T], ident: str, what: str) -> T:
