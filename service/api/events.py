@@ -52,11 +52,14 @@ def _resume_point(query: EventsQuery, header: EventsHeader) -> int | None:
 
 
 @bp.get("/jobs/<job_id>/events",
-        responses={200: STREAM_DOC, 204: None, 429: Problem})
+        responses={200: STREAM_DOC, 429: Problem,
+                   204: {"description": "A reconnect after the end: nothing more to send "
+                         "(browsers then stop reconnecting)."}})
 @cookie_auth
 def job_events(path: JobPath, query: EventsQuery, header: EventsHeader) -> Any:
-    """Follow a job live. Resumes without a gap or a duplicate after `Last-Event-ID` (or
-    `?after=N`); a client that connects after the end gets the whole history and the end; a
+    """Follow a job live (server-sent events).
+
+    Resumes without a gap or a duplicate after `Last-Event-ID` (or `?after=N`); a client that connects after the end gets the whole history and the end; a
     reconnect after the end (an id at or past the last epoch) gets `204`. At most
     STREAMS_PER_KEY streams per API key are open at once (`429`)."""
     job = owned(Job, path.job_id, "job")
