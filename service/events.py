@@ -42,32 +42,30 @@ def last_epoch(s: Session, job_id: str) -> int:
 
 
 def open_stream(key_id: str, job_id: str, settings: Settings) -> str:
-    """Count a new stream against its key and this process; 429/503 past the caps."""
+    """Count a new stream against its key (429 past the cap) and this process (503)."""
+    stream_id = new_id("es")
+    cutoff = utcnow() - stale_after(settings)
+    with db.session_scope() as s:
+        s.execute(delete(EventStream).where(EventStream.seen_at < cutoff))
+        s.add(EventStream(id=stream_id, key_id=key_id, job_id=job_id))
+    with db.session_scope() as s:  # counted after our own commit: never over the cap
+        n = s.scalar(select(func.count()).select_from(EventStream).where(
+            EventStream.key_id == key_id, EventStream.seen_at >= cutoff))
+    if n > settings.streams_per_key:
+        _forget(stream_id)
+        raise APIError(429, "Too Many Requests",
+                       f"this API key has {settings.streams_per_key} event streams open, "
+                       "its limit (STREAMS_PER_KEY); close one (or wait for it to end)",
+                       headers={"Retry-After": "5"})
     with _local_lock:
-        if _local["open"] >= settings.streams_per_process:
-            raise APIError(503, "Service Unavailable",
-                           f"this server process has {_local['open']} event streams open, its "
-                           f"limit (STREAMS_PER_PROCESS); retry shortly",
-                           headers={"Retry-After": "5"})
-        _local["open"] += 1
-    try:
-        stream_id = new_id("es")
-        cutoff = utcnow() - stale_after(settings)
-        with db.session_scope() as s:
-            s.execute(delete(EventStream).where(EventStream.seen_at < cutoff))
-            s.add(EventStream(id=stream_id, key_id=key_id, job_id=job_id))
-        with db.session_scope() as s:  # counted after our own commit: never over the cap
-            n = s.scalar(select(func.count()).select_from(EventStream).where(
-                EventStream.key_id == key_id, EventStream.seen_at >= cutoff))
-        if n > settings.streams_per_key:
-            _forget(stream_id)
-            raise APIError(429, "Too Many Requests",
-                           f"this API key has {settings.streams_per_key} event streams open, "
-                           "its limit (STREAMS_PER_KEY); close one (or wait for it to end)",
-                           headers={"Retry-After": "5"})
-    except BaseException:
-        _release_local()
-        raise
+        full = _local["open"] >= settings.streams_per_process
+        if not full:
+            _local["open"] += 1
+    if full:
+        _forget(stream_id)
+        raise APIError(503, "Service Unavailable",
+                       "this server process has as many event streams open as its limit "
+                       "(STREAMS_PER_PROCESS); retry shortly", headers={"Retry-After": "5"})
     return stream_id
 
 
