@@ -121,7 +121,7 @@ def _predictions(m: TrainedModel, text: str) -> dict[str, Any]:
         if "labels" in result:
             entry["label"] = str(result["labels"][i])
         values = probs[i] if probs is not None else result["outputs"][i]
-        entry["values"] = [present.num(v) for v in values]
+        entry["cells"] = [present.num(v) for v in values]
         table.append(entry)
     columns = [str(c) for c in m.classes] if m.classes and probs is not None else \
         [f"output {j}" for j in range(m.outputs)]
