@@ -59,9 +59,10 @@ def _resume_point(query: EventsQuery, header: EventsHeader) -> int | None:
 def job_events(path: JobPath, query: EventsQuery, header: EventsHeader) -> Any:
     """Follow a job live (server-sent events).
 
-    Resumes without a gap or a duplicate after `Last-Event-ID` (or `?after=N`); a client that connects after the end gets the whole history and the end; a
-    reconnect after the end (an id at or past the last epoch) gets `204`. At most
-    STREAMS_PER_KEY streams per API key are open at once (`429`)."""
+    Resumes without a gap or a duplicate after `Last-Event-ID` (or `?after=N`); a client that
+    connects after the end gets the whole history and the end; a reconnect after the end (an id
+    at or past the last epoch) gets `204`. At most STREAMS_PER_KEY streams per API key are open
+    at once (`429`)."""
     job = owned(Job, path.job_id, "job")
     after = _resume_point(query, header)
     if job.status in jobs.FINISHED and after is not None and \

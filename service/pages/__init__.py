@@ -31,6 +31,8 @@ def register(app: Flask) -> None:
 
 @bp.before_request
 def _guard() -> Any:
+    if request.endpoint == "pages.static":
+        return None  # the stylesheet and scripts: no session, no database
     if request.method == "POST":
         csrf.protect()
     key = web_session.signed_in_key(db.request_session())

@@ -71,7 +71,7 @@ def parse_rows(text: str, feature_names: list[str]) -> list[list[float]]:
         table = list(csv.reader(lines, dialect, **({"delimiter": delim} if delim else {})))
     order = None
     head = [cell.strip() for cell in table[0]]
-    if not all(_is_number(cell) for cell in head):
+    if not any(_is_number(cell) for cell in head):  # a header: names only
         if sorted(head) != sorted(map(str, feature_names)):
             raise ValueError(f"the header {head} does not name the model's features "
                              f"{list(feature_names)}")
