@@ -158,8 +158,14 @@
       if (job.status === "failed" && FINISHED.indexOf(initial) < 0) location.reload();
     });
     es.onerror = function () {
-      $("stream-note").textContent = es.readyState === EventSource.CLOSED
-        ? "The live stream closed." : "Reconnecting to the live stream…";
+      if (es.readyState !== EventSource.CLOSED) {
+        $("stream-note").textContent = "Reconnecting to the live stream…";
+        return;
+      }
+      // Closed without an end (e.g. the job ended while we reconnected, which answers 204):
+      // reload once to show the finished job from its history.
+      $("stream-note").textContent = "The live stream closed.";
+      if (FINISHED.indexOf(root.dataset.status) < 0) setTimeout(function () { location.reload(); }, 1000);
     };
     es.onopen = function () { $("stream-note").textContent = ""; };
   }
