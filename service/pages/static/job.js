@@ -163,9 +163,9 @@
         return;
       }
       // Closed without an end (e.g. the job ended while we reconnected, which answers 204):
-      // reload once to show the finished job from its history.
+      // reload to show the finished job from its history (a 429 also retries this way).
       $("stream-note").textContent = "The live stream closed.";
-      if (FINISHED.indexOf(root.dataset.status) < 0) setTimeout(function () { location.reload(); }, 1000);
+      if (FINISHED.indexOf(root.dataset.status) < 0) setTimeout(function () { location.reload(); }, 3000);
     };
     es.onopen = function () { $("stream-note").textContent = ""; };
   }
