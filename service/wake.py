@@ -74,13 +74,21 @@ def notify(job_id: str) -> None:
         log.debug("wake.notify(%s) failed: %s", job_id, exc)
 
 
-def _listen() -> None:
+def _current(url: str, pid: int) -> bool:
+    """Still this process's listener for ``url`` (not reconfigured, not shutting down)."""
+    return not stopping.is_set() and _state["url"] == url and _state["pid"] == pid
+
+
+def _listen(url: str) -> None:
     pid = os.getpid()
-    while not stopping.is_set() and _state["pid"] == pid:
+    while _current(url, pid):
         try:
-            pubsub = _client().pubsub(ignore_subscribe_messages=True)
+            client = _client()
+            if client is None:
+                return
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.psubscribe(CHANNEL + "*")
-            while not stopping.is_set():
+            while _current(url, pid):
                 msg = pubsub.get_message(timeout=1.0)
                 if msg and msg["type"] == "pmessage":
                     job_id = msg["channel"].decode()[len(CHANNEL):]
@@ -88,6 +96,7 @@ def _listen() -> None:
                         events = list(_waiters.get(job_id, ()))
                     for event in events:
                         event.set()
+            pubsub.close()
         except Exception as exc:
             log.warning("wake: Redis pub/sub lost (%s); streams poll until it is back", exc)
             time.sleep(2.0)
@@ -99,7 +108,8 @@ def _ensure_listener() -> None:
     with _lock:
         thread = _state["thread"]
         if thread is None or not thread.is_alive():
-            thread = threading.Thread(target=_listen, name="wake-listener", daemon=True)
+            thread = threading.Thread(target=_listen, args=(_state["url"],),
+                                      name="wake-listener", daemon=True)
             _state["thread"] = thread
             thread.start()
 
