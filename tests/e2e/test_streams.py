@@ -89,3 +89,23 @@ def test_streams_at_their_cap_leave_requests_fast(tmp_path: Path) -> None:
         for resp in streams:
             resp.close()
         stack.stop()
+
+
+def test_a_shutdown_ends_open_streams_instead_of_waiting_for_them(tmp_path: Path) -> None:
+    """SIGTERM ends the streams (gunicorn_conf's hook): the stream's request completes and is
+    logged, where gthread would otherwise hold the exit for graceful_timeout and then kill it
+    unlogged."""
+    stack = Stack(tmp_path, f"sqlite:///{tmp_path / 'service.db'}", "filesystem://"
+                  ).start(only=("api",))
+    try:
+        job_id = stack.post("/v1/jobs", json={"dataset_id": dataset(stack, 8),
+                                              **SLOW_JOB}).json()["id"]
+        resp = requests.get(f"{stack.base}/v1/jobs/{job_id}/events",
+                            headers=stack.http.headers, stream=True, timeout=30)
+        assert resp.status_code == 200
+        next(resp.iter_lines())
+    finally:
+        stack.stop()
+    body = b"".join(resp.iter_content(None))  # the server ended it: EOF, not an error
+    assert b"event: end" not in body
+    assert f'"GET /v1/jobs/{job_id}/events HTTP/1.1" 200' in stack.logs("api")
