@@ -1,7 +1,7 @@
 """event streams: open streams per API key, for the cap
 
 Revision ID: 0004
-Revises: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0007"  # chained after main's sweeps migration
+down_revision = "0006"  # chained after main's newest migration
 branch_labels = None
 depends_on = None
 
