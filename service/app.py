@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from threadpoolctl import threadpool_limits
 from werkzeug.exceptions import UnsupportedMediaType
 
-from . import db, errors, observe, ratelimit
+from . import db, errors, observe, ratelimit, wake, web_session
 from .config import Settings
 from .openapi_doc import finish_document
 from .queue import make_celery
@@ -96,16 +96,24 @@ def create_app(overrides: dict[str, Any] | None = None) -> ServiceApp:
     app.config["SETTINGS"] = settings
     app.extensions["celery"] = make_celery(settings)
     db.configure(settings.database_url)
+    wake.configure(wake.redis_url_from(settings.redis_url, settings.broker_url))
+    web_session.configure(app, settings)
+    # Swagger UI sends the document to validator.swagger.io unless told not to: /docs makes
+    # no request outside the service.
+    app.config["SWAGGER_CONFIG"] = {"validatorUrl": None}
 
     errors.register(app)
     observe.register(app)  # request id, latency metrics, one log line per request
 
     from .api import datasets, export, inspect, jobs, models, ops, sweeps
+    from .api import events as _events  # noqa: F401 - its view goes on the jobs blueprint
+    from .pages import register as register_pages
 
     ratelimit.init_app(app, settings)  # checked after authentication (api/common.py)
     for module in (datasets, jobs, models, export, sweeps, inspect):
         app.register_api(module.bp)
     app.register_api(ops.bp)
+    register_pages(app)
 
     @app.get("/openapi.json", doc_ui=False)
     def openapi_json() -> Response:

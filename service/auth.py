@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -70,6 +71,25 @@ def revoke_key(session: Session, key_or_prefix: str) -> int:
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="backprop"'}
 
 
+class Identity(NamedTuple):
+    """Who a valid key speaks for: its tenant, and the key's own row id (stream caps)."""
+
+    tenant_id: str
+    key_id: str
+
+
+def find_key(session: Session, token: str) -> ApiKey | None:
+    """The live (not revoked) key row for a plain key, else ``None``."""
+    return _live_row(session, hash_key(token))
+
+
+def _live_row(session: Session, digest: str) -> ApiKey | None:
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
+        return None
+    return row
+
+
 def bearer_digest(header: str | None) -> str:
     """The sha256 of the key in an ``Authorization: Bearer <key>`` header, else a 401 problem."""
     if not header:
@@ -83,33 +103,33 @@ def bearer_digest(header: str | None) -> str:
     return hash_key(token)
 
 
-def tenant_of(session: Session, digest: str) -> str:
-    """The tenant id of the valid key with this digest, else a 401 problem."""
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
+def identity_of(session: Session, digest: str) -> Identity:
+    """The tenant and key of the valid key with this digest, else a 401 problem."""
+    row = _live_row(session, digest)
+    if row is None:
         raise APIError(401, "Unauthorized", "the API key is not valid or has been revoked",
                        headers=CHALLENGE)
-    return row.tenant_id
+    return Identity(row.tenant_id, row.id)
 
 
 def authenticate(session: Session, header: str | None) -> str:
     """The tenant id for an ``Authorization: Bearer <key>`` header, else a 401 problem
     (always asks the database; web requests go through ``KeyCache``)."""
-    return tenant_of(session, bearer_digest(header))
+    return identity_of(session, bearer_digest(header)).tenant_id
 
 
 class KeyCache:
-    """Key digest -> tenant id for this process. An entry is trusted for ``ttl`` seconds after
-    the database said the key was valid; at most ``size`` entries (the oldest go first).
+    """Key digest -> ``Identity`` for this process. An entry is trusted for ``ttl`` seconds
+    after the database said the key was valid; at most ``size`` entries (the oldest go first).
     Only valid keys are cached. ``clock`` is ``time.monotonic`` (tests move it on)."""
 
     def __init__(self, ttl: float, size: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self.size, self.clock = ttl, size, clock
-        self._items: dict[str, tuple[str, float]] = {}
+        self._items: dict[str, tuple[Identity, float]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, header: str | None, session: Callable[[], Session]) -> str:
+    def authenticate(self, header: str | None, session: Callable[[], Session]) -> Identity:
         """Like ``authenticate``; ``session()`` is called only when the key must be looked up."""
         digest = bearer_digest(header)
         hit = self._items.get(digest)
@@ -117,7 +137,7 @@ class KeyCache:
         if hit is not None and now < hit[1]:
             return hit[0]
         try:
-            tenant_id = tenant_of(session(), digest)
+            ident = identity_of(session(), digest)
         except APIError:
             with self._lock:
                 self._items.pop(digest, None)
@@ -127,5 +147,5 @@ class KeyCache:
                 self._items.pop(digest, None)
                 while len(self._items) >= self.size:
                     self._items.pop(next(iter(self._items)))  # the oldest insertion
-                self._items[digest] = (tenant_id, now + self.ttl)
-        return tenant_id
+                self._items[digest] = (ident, now + self.ttl)
+        return ident

@@ -7,6 +7,8 @@ both under ``DATA_DIR`` (``./var``); point them at PostgreSQL and Redis in produ
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,10 @@ def _env(name: str, default: Any, cast: type) -> Any:
     except ValueError:
         raise ValueError(f"environment variable {name}={raw!r} is not a valid {cast.__name__}") \
             from None
+
+
+INSECURE_SECRETS = frozenset({"dev", "development", "secret", "change-me", "changeme",
+                              "please-change-me", "insecure"})
 
 
 @dataclass
@@ -75,6 +81,12 @@ class Settings:
     worker_metrics_host: str = "127.0.0.1"
     log_format: str = "text"  # or "json": one JSON object per line
     log_level: str = "INFO"
+    secret_key: str = ""  # signs the dashboard's session cookie; see ``secret()``
+    session_cookie_secure: bool = False  # send the cookie over HTTPS only (behind TLS: true)
+    stream_max_seconds: float = 300.0  # the server closes an event stream after this; it resumes
+    stream_keepalive_seconds: float = 15.0  # a comment line this often keeps proxies patient
+    streams_per_key: int = 4  # open event streams per API key (429 past it)
+    streams_per_process: int = 0  # 0: half of GUNICORN_THREADS, so requests keep threads
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -90,9 +102,11 @@ class Settings:
         s.bootstrap_api_key = os.environ.get("BOOTSTRAP_API_KEY", "")
         s.environment = os.environ.get("ENVIRONMENT", "development")
         s.rate_limit = os.environ.get("RATE_LIMIT", s.rate_limit)
+        s.secret_key = os.environ.get("SECRET_KEY", "")
         for f in fields(cls):
             if f.name in ("data_dir", "database_url", "broker_url", "redis_url",
-                          "bootstrap_api_key", "environment", "limits", "rate_limit"):
+                          "bootstrap_api_key", "environment", "limits", "rate_limit",
+                          "secret_key"):
                 continue
             setattr(s, f.name, _env(f.name.upper(), getattr(s, f.name), type(getattr(s, f.name))))
         for f in fields(Limits):
@@ -105,9 +119,42 @@ class Settings:
                 setattr(s, key, value)
             else:
                 raise TypeError(f"unknown setting {key!r}")
+        if s.streams_per_process <= 0:
+            from .gunicorn_conf import threads
+
+            s.streams_per_process = max(1, threads // 2)
         if s.task_time_limit <= s.task_soft_time_limit:
             raise ValueError("TASK_TIME_LIMIT must exceed TASK_SOFT_TIME_LIMIT")
         return s
+
+    def secret(self) -> str:
+        """The session-signing secret: ``SECRET_KEY``; in development without one, a random
+        secret kept in ``DATA_DIR/secret-key`` (shared by the web processes). Outside
+        development a missing or well-known secret refuses to start."""
+        if self.secret_key and self.secret_key not in INSECURE_SECRETS and \
+                len(self.secret_key) >= 16:
+            return self.secret_key
+        if self.environment != "development":
+            raise RuntimeError("SECRET_KEY must be set to a random value of 16 or more "
+                               "characters outside development (ENVIRONMENT="
+                               f"{self.environment}); e.g. python -c 'import secrets; "
+                               "print(secrets.token_urlsafe(32))'")
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret-key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            for _ in range(50):  # another process is writing it
+                value = path.read_text().strip()
+                if value:
+                    return value
+                time.sleep(0.05)
+            raise RuntimeError(f"{path} is empty; delete it") from None
+        value = secrets.token_urlsafe(32)
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+        return value
 
     @property
     def broker_folder(self) -> Path:

@@ -4,15 +4,16 @@ given on the command line; everything else is here.
 
 Worker model: ``gthread``. Each web process serves ``GUNICORN_THREADS`` requests at once, so a
 slow client or a long-lived event stream holds one thread, not a whole process; predictions are
-short NumPy calls that release the GIL in BLAS.
+short NumPy calls that release the GIL in BLAS. Event streams may hold at most half of a
+process's threads (``STREAMS_PER_PROCESS``, default ``GUNICORN_THREADS // 2``), so ordinary
+requests always find a free thread; idle keep-alive connections wait in gthread's poller.
 
 Numbers: ``--workers`` = cores (``WEB_CONCURRENCY``; 2 here). A process runs Python on one core
 at a time (the GIL), so the processes are what use the cores; a cached 1-row predict costs
 about 1 ms of CPU more than ``GET /healthz`` (``bench/openloop.py``, measured on a busy machine),
 so 500/s needs about half of the 2 cores. Threads do not add CPU: they are for requests that
 wait (an event stream holds a thread for as long as it is open, a request on the database, a
-slow client), so each process has 16:
-2 x 16 = 32 open streams before a request would queue behind them. More threads cost nothing
+slow client), so each process has 16, of which 8 may be event streams. More threads cost nothing
 idle (the pool grows on demand); in a burst they share the GIL instead of queueing.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +75,18 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker: Any) -> None:
+    """On SIGTERM, end this worker's event streams at once (clients reconnect elsewhere)
+    instead of holding the shutdown for ``graceful_timeout``."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        from service import wake
+
+        wake.shutdown()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from backprop import count_parameters, estimate_training_memory, largest_batch, resolve_spec
 
-from . import datasets, metrics
+from . import datasets, metrics, wake
 from .config import Limits
 from .errors import APIError, invalid
 from .models import Dataset, Job, new_id, utcnow
@@ -185,6 +185,7 @@ def cancel(s: Session, job: Job) -> None:
         raise APIError(409, "Conflict", f"job {job.id} has already finished ({job.status})")
     request_cancel(s, job)
     s.commit()
+    wake.notify(job.id)
     s.refresh(job)
 
 

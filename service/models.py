@@ -227,3 +227,16 @@ class Worker(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class EventStream(Base):
+    """An open event stream, counted against its API key's cap. A stream refreshes
+    ``seen_at`` as it runs; rows of streams whose process died expire on their own."""
+
+    __tablename__ = "event_streams"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[str] = mapped_column(String(40))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    __table_args__ = (Index("ix_event_streams_key_id", "key_id"),)

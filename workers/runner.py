@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 import backprop
 from backprop import DivergenceError, GradientCheckError, SpecError
-from service import datasets, inspection, storage
+from service import datasets, inspection, storage, wake
 from service.config import Settings
 from service.db import session_scope
 from service.models import Blob, Dataset, EpochRecord, Job, TrainedModel, new_id, utcnow
@@ -50,6 +50,7 @@ def _finish(job_id: str, attempt: int, status: str, title: str | None = None,
                                  finished_at=utcnow(), eta_seconds=None, **extra)).rowcount
         if done:
             _drop_checkpoint(s, job_id)
+    wake.notify(job_id)
     return bool(done)
 
 
@@ -167,6 +168,7 @@ class Recorder:
                     s.execute(delete(Blob).where(Blob.id == old))
             self.cancelled = bool(s.scalar(select(Job.cancel_requested)
                                            .where(Job.id == c.job_id)))
+        wake.notify(c.job_id)
         self.pending.clear()
         self.diagnostics.clear()
         self.last_flush = now
@@ -197,6 +199,7 @@ def run_job(job_id: str, settings: Settings | None = None) -> str | None:
     Returns the job's final status, or ``None`` when this attempt did not own the job."""
     settings = settings or Settings.from_env()
     c = claim(job_id, settings)
+    wake.notify(job_id)
     if c is None:
         return None
     observe.job_started(c.job_id, c.attempt, c.checkpoint_epoch)
@@ -278,4 +281,5 @@ def _store(c: Claim, model: backprop.Model, task: str) -> str | None:
                            metrics={**model.metrics, "stop_reason": model.stop_reason},
                            evaluation=model.evaluation, **reports, blob_id=blob.id))
         _drop_checkpoint(s, c.job_id)
+    wake.notify(c.job_id)
     return "succeeded"

@@ -9,7 +9,7 @@ from flask import current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import select
 
-from .. import auth, db, ratelimit
+from .. import auth, db, ratelimit, web_session
 from ..config import Settings
 from ..errors import APIError, not_found
 from ..schemas import ListQuery
@@ -38,12 +38,19 @@ def blueprint(name: str, tag: str, description: str) -> APIBlueprint:
 
     @bp.before_request
     def _authenticate() -> None:
+        header = request.headers.get("Authorization")
+        view = current_app.view_functions.get(request.endpoint)
+        ident = None
+        if header is None and getattr(view, "cookie_auth", False):
+            row = web_session.signed_in_key(db.request_session())
+            ident = auth.Identity(row.tenant_id, row.id) if row is not None else None
         try:
-            g.tenant_id = key_cache().authenticate(request.headers.get("Authorization"),
-                                                   db.request_session)
+            if ident is None:
+                ident = key_cache().authenticate(header, db.request_session)
         except APIError:
             ratelimit.limit(None)  # no valid key: counted per client address
             raise
+        g.tenant_id, g.key_id = ident
         ratelimit.limit(g.tenant_id)  # one budget per tenant, however the header is spelt
         if request.method in ("POST", "PUT", "PATCH"):
             _check_body()
@@ -84,8 +91,19 @@ def accepts(*types: str) -> Any:
     return mark
 
 
+def cookie_auth(view: Any) -> Any:
+    """Also accept the dashboard's session cookie (read-only views that browsers call from
+    ``EventSource``, which cannot send an Authorization header). Goes below the route."""
+    view.cookie_auth = True
+    return view
+
+
 def tenant() -> str:
     return g.tenant_id
+
+
+def key_id() -> str:
+    return g.key_id
 
 
 def owned(entity: type[T], ident: str, what: str) -> T:

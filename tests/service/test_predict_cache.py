@@ -123,11 +123,11 @@ def test_key_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
     now, looked_up = [0.0], []
 
-    def tenant_of(_: Any, digest: str) -> str:
+    def identity_of(_: Any, digest: str) -> service_auth.Identity:
         looked_up.append(digest)
-        return "tn_" + digest[:4]
+        return service_auth.Identity("tn_" + digest[:4], "key_" + digest[:4])
 
-    monkeypatch.setattr(service_auth, "tenant_of", tenant_of)
+    monkeypatch.setattr(service_auth, "identity_of", identity_of)
     cache = service_auth.KeyCache(ttl=1.0, size=2, clock=lambda: now[0])
     for k in ("a", "b", "c", "c"):
         cache.authenticate(f"Bearer {k}", lambda: None)

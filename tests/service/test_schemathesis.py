@@ -19,7 +19,9 @@ def fuzz_app(database_url: str, tmp_path: Path) -> Any:
 
     # No rate limit here: the fuzzer sends thousands of requests with one key.
     app = create_app({"data_dir": tmp_path, "database_url": database_url,
-                      "broker_url": "filesystem://", "rate_limit": ""})
+                      "broker_url": "filesystem://", "rate_limit": "",
+                      # streams of jobs that never finish here end quickly: nothing hangs
+                      "stream_max_seconds": 2.0})
     app.config["TESTING"] = True
     return app
 

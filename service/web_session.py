@@ -1,0 +1,41 @@
+"""The dashboard's browser session: a signed, ``HttpOnly``, ``SameSite=Strict`` cookie that
+names the API key the person signed in with (its row id, never the key itself). Every request
+checks that key again, so revoking it signs the browser out."""
+
+from __future__ import annotations
+
+from flask import Flask, session
+from sqlalchemy.orm import Session
+
+from .config import Settings
+from .models import ApiKey
+
+COOKIE = "bp_session"
+
+
+def configure(app: Flask, settings: Settings) -> None:
+    app.config.update(SECRET_KEY=settings.secret(), SESSION_COOKIE_NAME=COOKIE,
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+                      SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+                      PERMANENT_SESSION_LIFETIME=12 * 3600)
+
+
+def sign_in(key: ApiKey) -> None:
+    session.clear()
+    session["key_id"] = key.id
+    session.permanent = True
+
+
+def sign_out() -> None:
+    session.clear()
+
+
+def signed_in_key(s: Session) -> ApiKey | None:
+    """The live key of this browser's session, or ``None``."""
+    ident = session.get("key_id")
+    if not isinstance(ident, str):
+        return None
+    row = s.get(ApiKey, ident)
+    if row is None or row.revoked_at is not None:
+        return None
+    return row
