@@ -31,6 +31,11 @@ INSECURE_SECRETS = frozenset({"dev", "development", "secret", "change-me", "chan
                               "please-change-me", "insecure"})
 
 
+def gunicorn_threads() -> int:
+    """Threads per gunicorn web process (``GUNICORN_THREADS``, default 16)."""
+    return _env("GUNICORN_THREADS", 16, int)
+
+
 @dataclass
 class Limits:
     """Bounds on everything that user input can make the service allocate."""
@@ -120,9 +125,7 @@ class Settings:
             else:
                 raise TypeError(f"unknown setting {key!r}")
         if s.streams_per_process <= 0:
-            from .gunicorn_conf import threads
-
-            s.streams_per_process = max(1, threads // 2)
+            s.streams_per_process = max(1, gunicorn_threads() // 2)
         if s.task_time_limit <= s.task_soft_time_limit:
             raise ValueError("TASK_TIME_LIMIT must exceed TASK_SOFT_TIME_LIMIT")
         return s

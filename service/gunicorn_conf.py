@@ -25,10 +25,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from service.config import gunicorn_threads
 from service.logs import dict_config
 
 # -- threads and processes ---------------------------------------------------------------------
-threads = int(os.environ.get("GUNICORN_THREADS") or 16)
+threads = gunicorn_threads()
 
 # -- slow and hostile clients (service/gunicorn_worker.py) -------------------------------------
 # gthread, with a read deadline per request (CLIENT_TIMEOUT_SECONDS, default 20, extended by

@@ -112,6 +112,16 @@ class ModelCache:
         return model
 
 
+def process_cache(app: Any) -> ModelCache:
+    """The app's (this process's) model cache, made on first use."""
+    cache = app.extensions.get("model_cache")
+    if cache is None:
+        settings = app.config["SETTINGS"]
+        cache = app.extensions.setdefault("model_cache", ModelCache(
+            settings.model_cache_size, settings.cache_ttl_seconds))
+    return cache
+
+
 def to_array(rows: list[list[float]], width: int, max_rows: int) -> np.ndarray:
     """``rows`` (numbers, checked by the schema) as one float64 ``(n, width)`` array: converted
     and checked in one NumPy call; the row at fault is looked for only when that fails."""

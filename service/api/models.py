@@ -8,7 +8,7 @@ from flask import Response, current_app
 
 from .. import db, storage
 from ..models import Blob, TrainedModel
-from ..predict import ModelCache, predict, to_array
+from ..predict import ModelCache, predict, process_cache, to_array
 from ..schemas import ListQuery, ModelOut, ModelPage, ModelPath, PredictIn, PredictOut
 from .common import blueprint, newest_first, owned, settings, tenant
 
@@ -25,11 +25,7 @@ def out(m: TrainedModel) -> dict[str, Any]:
 
 def _cache() -> ModelCache:
     """This process's models (see ``service.predict``)."""
-    cache = current_app.extensions.get("model_cache")
-    if cache is None:
-        cache = current_app.extensions.setdefault("model_cache", ModelCache(
-            settings().model_cache_size, settings().cache_ttl_seconds))
-    return cache
+    return process_cache(current_app)
 
 
 @bp.get("/models", operation_id="list_models", summary="List trained models",

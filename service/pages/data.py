@@ -16,7 +16,7 @@ from ..api import models as models_api
 from ..api.common import newest_first, owned
 from ..errors import APIError
 from ..models import Dataset, Job, TrainedModel
-from ..predict import ModelCache, check_rows, predict
+from ..predict import predict, process_cache, to_array
 from ..schemas import ListQuery
 from . import bp, present
 
@@ -100,19 +100,11 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _model_cache() -> ModelCache:
-    cache = current_app.extensions.get("model_cache")
-    if cache is None:
-        size = current_app.config["SETTINGS"].model_cache_size
-        cache = current_app.extensions["model_cache"] = ModelCache(size)
-    return cache
-
-
 def _predictions(m: TrainedModel, text: str) -> dict[str, Any]:
     rows = parse_rows(text, m.feature_names)
     settings = current_app.config["SETTINGS"]
-    X = check_rows(rows, m.inputs, settings.limits.max_predict_rows)
-    model = _model_cache().get(m.id, lambda: storage.get(db.request_session(), m.blob_id))
+    X = to_array(rows, m.inputs, settings.limits.max_predict_rows)
+    _, model = process_cache(current_app).get(m.id, m.tenant_id, db.request_session)
     result = predict(model, X)
     probs = result.get("probabilities")
     table = []
