@@ -9,8 +9,10 @@ COPY backprop ./backprop
 COPY service ./service
 COPY workers ./workers
 COPY migrations ./migrations
-# Optional extras baked into the image (comma-separated; "" for none): onnx = model export.
-ARG EXTRAS=onnx
+# Optional extras baked into the image (comma-separated; "" for none): onnx = model export,
+# fast = numba for the compiled training kernel (+~210 MB; without it training.kernel "auto" is
+# always "numpy"). Compiled code is cached under DATA_DIR (/data/numba-cache): once per volume.
+ARG EXTRAS=onnx,fast
 RUN pip install ".[${EXTRAS}]" && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
 USER app
 

@@ -236,7 +236,7 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
     if task not in TASKS:
         raise ValueError(f"task must be 'auto' or one of {TASKS}, got {task!r}")
     targets, classes, n_outputs = _targets(y, task, n)
-    spec = resolve_spec(spec, n_inputs=X.shape[1], n_outputs=n_outputs, task=task)
+    spec = resolve_spec(spec, n_inputs=X.shape[1], n_outputs=n_outputs, task=task, n_rows=n)
     cfg = spec["training"]
     dtype = np.dtype(cfg["dtype"])
 
@@ -266,7 +266,8 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
         rows = train_idx[:GRADIENT_CHECK_ROWS]
         errors = gradient_check(network, Xp[rows], Yp[rows], cfg["loss"], cfg["l2"],
                                 max_checks_per_layer=GRADIENT_CHECK_PER_LAYER,
-                                rng=np.random.default_rng(0))
+                                rng=np.random.default_rng(0),
+                                kernel=cfg["kernel"])
         model.gradient_check = gradient_check_report(network, errors, len(rows))
         if not model.gradient_check["passed"]:
             raise GradientCheckError(errors, GRADIENT_CHECK_TOLERANCE, model.gradient_check)

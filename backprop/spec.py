@@ -20,6 +20,8 @@ from typing import Any
 from .activations import ACTIVATIONS, OUTPUT_ONLY
 from .errors import SpecError
 from .initializers import DEFAULT_UNIFORM_SCALE, INITIALIZERS, default_for
+from .kernels import KERNELS
+from .kernels import choose as choose_kernel
 from .losses import LOSSES, check_pairing
 from .optimizers import OPTIMIZERS, optimizer_from_config
 from .schedules import SCHEDULES, Plateau, Schedule, schedule_from_config
@@ -43,6 +45,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "gradient_check": False,
     "dtype": "float32",
     "diagnostics": None,
+    "kernel": "auto",
 }
 EARLY_STOPPING_DEFAULTS = {"patience": 10, "min_delta": 0.0}
 DIAGNOSTICS_DEFAULTS = {"every": 10}
@@ -260,6 +263,7 @@ def resolve_training(training: Any, *, output_activation: str,
         "gradient_check": _bool(t["gradient_check"], (*loc, "gradient_check")),
         "dtype": _choice(t["dtype"], DTYPES, (*loc, "dtype"), "dtype"),
         "diagnostics": _diagnostics(t["diagnostics"], (*loc, "diagnostics")),
+        "kernel": _choice(t["kernel"], KERNELS, (*loc, "kernel"), "kernel"),
     }
 
 
@@ -294,10 +298,12 @@ def _check_rates(schedule: Schedule, epochs: int, loc: Loc) -> None:
 
 
 def resolve_spec(spec: Any, *, n_inputs: int, n_outputs: int | None = None,
-                 task: str | None = None) -> dict[str, Any]:
+                 task: str | None = None, n_rows: int | None = None) -> dict[str, Any]:
     """Validate a whole spec against the data's shape; return it fully explicit.
 
-    ``n_outputs`` is the number of target columns (regression) or of classes (classification).
+    ``n_outputs`` is the number of target columns (regression) or of classes (classification);
+    ``n_rows`` (when known) sizes a full batch for the ``auto`` kernel choice, which the
+    resolved spec records as ``numpy`` or ``compiled``.
     """
     spec = _mapping(spec, ())
     _no_extra(spec, {"network", "training"}, ())
@@ -309,6 +315,15 @@ def resolve_spec(spec: Any, *, n_inputs: int, n_outputs: int | None = None,
                               task=task)
     training = resolve_training(spec.get("training"), task=task,
                                 output_activation=network["layers"][-1]["activation"])
+    units = [layer["units"] for layer in network["layers"]]
+    n_weights = sum(a * b for a, b in itertools.pairwise([n_inputs, *units]))
+    train_rows = None if n_rows is None else \
+        max(1, n_rows - round(n_rows * training["validation_split"]))
+    try:
+        training["kernel"] = choose_kernel(training["kernel"], n_weights,
+                                           training["batch_size"], train_rows)
+    except ValueError as exc:
+        raise SpecError(("training", "kernel"), str(exc)) from None
     return {"network": network, "training": training}
 
 

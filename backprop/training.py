@@ -17,15 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from . import serialize
+from . import kernels, serialize
 from .diagnostics import Probe
 from .errors import DivergenceError, divergence_hint, what_diverged
 from .losses import loss as get_loss
 from .network import Network
 from .optimizers import optimizer_from_config
-from .schedules import schedule_from_config
+from .schedules import Schedule, schedule_from_config
 
 CHECKPOINT_FORMAT = "backprop.checkpoint/1"
+EPOCH_ROWS_PER_CALL = 1 << 18  # rows a multi-epoch kernel call covers (at most 4096 epochs)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Trainer:
         self.wait = 0
         self.stop_reason: str | None = None
         self.diagnostics: list[dict[str, Any]] = []  # {"epoch", "layers"}; not checkpointed
+        self.kernel: Any = None  # made on the first fit (``auto`` looks at the rows)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -119,18 +121,13 @@ class Trainer:
         val_labels = self._labels(Y_val) if has_val else None
 
         bs = n if cfg["batch_size"] == "full" else min(cfg["batch_size"], n)
-        starts = range(0, n, bs)
-        batches = len(starts)
+        batches = -(-n // bs)
         shuffle = cfg["shuffle"] and batches > 1
-        Ls = labels
-        if shuffle:
-            # Each batch is gathered from the permutation into a reused buffer (one for full
-            # batches, one for the remainder): no copy of the whole set per epoch, and the
-            # batch is still in cache when the network reads it.
-            gather = {m: (np.empty((m, X.shape[1]), dtype), np.empty((m, Y.shape[1]), dtype))
-                      for m in {bs, n % bs or bs}}
-            Ls = np.empty_like(labels) if labels is not None else None
-        params, grads, l2 = net.params, net.grads, cfg["l2"]
+        if self.kernel is None:
+            name = kernels.choose(cfg.get("kernel", "numpy"), net.n_weights, cfg["batch_size"], n)
+            self.kernel = kernels.make(name, net, cfg["loss"], opt, cfg["l2"])
+        run = self.kernel.run
+        params, l2 = net.params, cfg["l2"]
         last_good = self._last_good = np.empty_like(params)
         es, target = cfg["early_stopping"], cfg["target_loss"]
         adaptive = opt.full_batch_only  # rprop: no learning-rate schedule
@@ -140,37 +137,32 @@ class Trainer:
         diag_every = (cfg.get("diagnostics") or {}).get("every", 0)
         before = np.empty_like(params) if diag_every else None
         probe = Probe(net, X, Y, loss, l2) if diag_every else None
+        if callback is None and es is None and target is None and not has_val \
+                and not diag_every \
+                and hasattr(self.kernel, "run_epochs") \
+                and type(self.schedule).observe is Schedule.observe:
+            return self._fit_epochs(X, Y, labels, bs, shuffle)
 
         for epoch in range(self.epoch, cfg["epochs"]):
             t0 = time.perf_counter()
             if not adaptive:
                 opt.learning_rate = self.schedule.rate(epoch)
             np.copyto(last_good, params)
-            if shuffle:
-                perm = self.rng.permutation(n)
-                if Ls is not None:
-                    np.take(labels, perm, out=Ls)
-            total, correct = 0.0, 0
+            perm = self.rng.permutation(n) if shuffle else None
+            total, correct, done = 0.0, 0, 0
             diag = diag_every and (epoch + 1) % diag_every == 0
-            for k, start in enumerate(starts):
-                stop = start + bs
-                if shuffle:
-                    idx = perm[start:stop]
-                    xb, yb = gather[idx.shape[0]]
-                    np.take(X, idx, axis=0, out=xb)
-                    np.take(Y, idx, axis=0, out=yb)
-                else:
-                    xb, yb = X[start:stop], Y[start:stop]
-                value, out = net.loss_and_grad(xb, yb, loss, l2)
-                total += value * xb.shape[0]
-                if Ls is not None:
-                    guess = (out[:, 0] > 0.5) if binary else out.argmax(axis=1)
-                    correct += int(np.count_nonzero(guess == Ls[start:stop]))
-                if diag and k == batches - 1:
+            while done < batches:
+                upto = min(batches, done + every) if every else batches
+                if diag and upto == batches:  # the parameters before the epoch's last step
+                    if done < batches - 1:
+                        total, correct = run(X, Y, labels, perm, done, batches - 1, bs, total,
+                                             correct)
+                        done = batches - 1
                     np.copyto(before, params)
-                opt.step(params, grads)
-                if every and (k + 1) % every == 0 and k + 1 < batches and callback(
-                        Progress(epoch, cfg["epochs"], k + 1, batches, None, self)):
+                total, correct = run(X, Y, labels, perm, done, upto, bs, total, correct)
+                done = upto
+                if every and done < batches and callback(
+                        Progress(epoch, cfg["epochs"], done, batches, None, self)):
                     self.stop_reason = "callback"
                     return self.history
             train_loss = total / n
@@ -231,6 +223,53 @@ class Trainer:
         self.stop_reason = self.stop_reason or "epochs"
         if es is not None and self.best_params is not None:
             np.copyto(params, self.best_params)
+        return self.history
+
+    def _fit_epochs(self, X: np.ndarray, Y: np.ndarray, labels: np.ndarray | None, bs: int,
+                    shuffle: bool) -> list[dict[str, Any]]:
+        """Many epochs per kernel call, for a kernel that can (the compiled one) when nothing
+        runs between epochs: no callback, validation, early stopping, target loss or schedule
+        that watches the loss. The same arithmetic, permutations and history as one epoch at a
+        time."""
+        cfg, opt, n = self.config, self.optimizer, X.shape[0]
+        per_call = max(1, min(4096, EPOCH_ROWS_PER_CALL // n))
+        while self.epoch < cfg["epochs"]:
+            first = self.epoch
+            count = min(cfg["epochs"] - first, per_call)
+            if opt.full_batch_only:  # rprop: no learning-rate schedule
+                rates = [opt.learning_rate] * count
+            else:
+                rates = [self.schedule.rate(e) for e in range(first, first + count)]
+            state = self.rng.bit_generator.state
+            perms = np.stack([self.rng.permutation(n) for _ in range(count)]) if shuffle \
+                else None
+            t0 = time.perf_counter()
+            totals, corrects, done = self.kernel.run_epochs(X, Y, labels, perms, rates, bs)
+            self._last_good = self.kernel.last_good
+            seconds = (time.perf_counter() - t0) / max(done, 1)
+            for e in range(done):
+                self.history.append({
+                    "epoch": first + e + 1,
+                    "loss": float(totals[e]) / n,
+                    "val_loss": None,
+                    "accuracy": int(corrects[e]) / n if labels is not None else None,
+                    "val_accuracy": None,
+                    "learning_rate": rates[e],
+                    "seconds": seconds,
+                })
+            self.epoch = first + done
+            opt.learning_rate = rates[min(done, count - 1)]
+            if done < count:  # diverged: the generator as if that epoch had been the last
+                if shuffle:
+                    self.rng.bit_generator.state = state
+                    for _ in range(done + 1):
+                        self.rng.permutation(n)
+                loss = float(totals[done]) / n
+                what = what_diverged(loss, self.network.params, rates[done])
+                np.copyto(self.network.params, self.kernel.last_good)
+                raise DivergenceError(self.epoch + 1, loss, divergence_hint(cfg["optimizer"]),
+                                      what)
+        self.stop_reason = "epochs"
         return self.history
 
     def _labels(self, Y: np.ndarray | None) -> np.ndarray | None:

@@ -4,7 +4,10 @@
 Trains, on the same data, network, batch size, optimiser (SGD, momentum 0.9, constant rate)
 and thread count:
 
-- ``engine``: ``backprop.Trainer(...).fit`` on preprocessed float32 arrays;
+- ``engine``: ``backprop.Trainer(...).fit`` on preprocessed float32 arrays, NumPy kernel;
+- ``compiled`` and ``auto`` (when numba is installed): the same with ``training.kernel``
+  ``"compiled"`` and ``"auto"`` (``auto`` is the NumPy kernel where its rule says so, so on B and C
+  it measures that the choice costs nothing);
 - ``sklearn``: ``MLPClassifier(solver="sgd")`` fed float32 inputs (so it computes in float32);
 - ``torch`` (when installed): a plain loop over ``nn.Sequential`` on the CPU;
 
@@ -14,7 +17,10 @@ step in NumPy (forward ``A @ W``, ``dW = A.T @ delta``, ``dA = delta @ W.T``) to
 
 Configurations: A 64-32-10 batch 32 on scikit-learn's digits; B 784-256-128-10 batch 128 on
 60,000 synthetic rows; C 784-1024-1024-10 batch 256 on 8,192 synthetic rows; D XOR 2-2-1
-sigmoid/MSE full batch (steps per second).
+sigmoid/MSE full batch (steps per second); E 64-32-10 online (batch 1) on digits; F XOR 2-2-1
+online. Kernel ratios (``compiled`` and ``auto`` over ``engine``) are per repeat, side by side.
+Start-up costs of the compiled kernel (cold compile, warm cache, install size):
+``bench/kernel_start.py``.
 
 The machine is assumed noisy: trainers alternate repeat by repeat (the order rotates), there is
 a pause between libraries (idle BLAS/OpenMP threads keep spinning for a while), a small probe
@@ -31,6 +37,7 @@ See bench/README.md for the results, the method and the engine's profile.
     python bench/engine.py                 # 1 thread (main) and 2 threads, ~6 minutes
     python bench/engine.py --quick         # smoke run, < 1 minute
     python bench/engine.py --threads 1 --configs AD --repeats 9
+    python bench/engine.py --configs ADEF --no-compiled     # the NumPy kernel only
 """
 
 from __future__ import annotations
@@ -108,6 +115,8 @@ CONFIGS: dict[str, Config] = {c.key: c for c in (
     Config("B", "synthetic", (784, 256, 128, 10), 128, "synthetic", 60_000, 1, 0.01, 8192, 1),
     Config("C", "synthetic", (784, 1024, 1024, 10), 256, "synthetic", 8192, 1, 0.01, 2048, 1),
     Config("D", "XOR", (2, 2, 1), None, "xor", 4, 15_000, 0.5, 4, 2000),
+    Config("E", "digits", (64, 32, 10), 1, "digits", 1797, 2, 0.001, 1797, 1),
+    Config("F", "XOR", (2, 2, 1), 1, "xor", 4, 3000, 0.5, 4, 300),
 )}
 
 # (config, against, minimum engine/other ratio); "ceiling" is the engine's fraction of it.
@@ -117,6 +126,13 @@ TARGETS: list[tuple[str, str, float]] = [
     ("C", "torch", 1.05), ("C", "sklearn", 1.15), ("C", "ceiling", 0.9),
     ("D", "torch", 5.0), ("D", "sklearn", 2.0),
 ]
+# (config, kernel runner, minimum runner/engine ratio): the compiled kernel against our own NumPy
+# kernel in the same repeat; on B and C the ``auto`` choice must never be slower.
+KERNEL_TARGETS: list[tuple[str, str, float]] = [
+    ("A", "compiled", 1.5), ("D", "compiled", 10.0), ("E", "compiled", 10.0),
+    ("F", "compiled", 20.0), ("B", "auto", 1.0), ("C", "auto", 1.0),
+]
+KERNEL_RUNNERS = ("compiled", "auto")
 
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters (malloc.h)
@@ -235,12 +251,17 @@ def engine_spec(cfg: Config) -> dict[str, Any]:
 
 
 class EngineRunner:
-    """``backprop.Trainer.fit`` on preprocessed float32 arrays; one trainer, continued."""
+    """``backprop.Trainer.fit`` on preprocessed float32 arrays; one trainer, continued.
+    ``kernel`` ``numpy`` is the runner named ``engine``; the others are named by their kernel."""
 
     name = "engine"
 
-    def __init__(self, cfg: Config, data: Data, seed: int) -> None:
-        spec = backprop.resolve_spec(engine_spec(cfg), n_inputs=cfg.sizes[0])
+    def __init__(self, cfg: Config, data: Data, seed: int, kernel: str = "numpy") -> None:
+        raw = engine_spec(cfg)
+        raw["training"]["kernel"] = kernel
+        spec = backprop.resolve_spec(raw, n_inputs=cfg.sizes[0], n_rows=data.X.shape[0])
+        self.name = "engine" if kernel == "numpy" else kernel
+        self.kernel = spec["training"]["kernel"]
         self.network = backprop.Network(spec["network"], cfg.sizes[0], "float32")
         self.network.initialize(np.random.default_rng(seed))
         self.trainer = backprop.Trainer(self.network, spec["training"],
@@ -500,9 +521,15 @@ class Result:
         for name in names:
             out[name] = self.median(lambda r, k=name: r.rates[k])
         for name in names:
-            if name != "engine":
+            if name != "engine" and name not in KERNEL_RUNNERS:
                 out[f"engine_over_{name}"] = self.median(
                     lambda r, k=name: r.rates["engine"] / r.rates[k])
+        for kernel in KERNEL_RUNNERS:
+            if kernel in names:
+                for name in names:
+                    if name != kernel and name not in KERNEL_RUNNERS:
+                        out[f"{kernel}_over_{name}"] = self.median(
+                            lambda r, k=name, c=kernel: r.rates[c] / r.rates[k])
         flops_per_sample = 6 * self.cfg.n_weights
         out["ceiling"] = self.median(lambda r: r.ceiling)
         out["ceiling_gflops"] = self.median(lambda r: r.ceiling_gflops)
@@ -518,7 +545,7 @@ class Result:
 
 
 def run_config(cfg: Config, threads: int, *, quick: bool, repeats: int, use_torch: bool,
-               max_wait: float, probe: Probe) -> Result:
+               max_wait: float, probe: Probe, kernels: tuple[str, ...] = ()) -> Result:
     rows = cfg.quick_rows if quick else cfg.rows
     epochs = cfg.quick_epochs if quick else cfg.epochs
     data = make_data(cfg, rows)
@@ -529,6 +556,8 @@ def run_config(cfg: Config, threads: int, *, quick: bool, repeats: int, use_torc
     runners: list[Runner] = [engine, sklearn]
     if torch_runner is not None:
         runners.append(torch_runner)
+    kernel_runners = [EngineRunner(cfg, data, 0, kernel) for kernel in kernels]
+    runners.extend(kernel_runners)
     ceiling = MatmulCeiling(cfg, batch)
     ceiling.calibrate()
     result = Result(cfg, threads, rows, epochs)
@@ -540,6 +569,8 @@ def run_config(cfg: Config, threads: int, *, quick: bool, repeats: int, use_torc
             runner.run(warm)
             time.sleep(PAUSE)
     result.extra["engine_dtype"] = str(engine.network.dtype)
+    for runner in kernel_runners:
+        result.extra[f"{runner.name}_kernel"] = runner.kernel  # what "auto" chose
     result.extra["sklearn_dtype"] = sklearn.dtype()  # float32 in, float32 weights out
     if torch_runner is not None:
         weight = torch_runner.model[0].weight
@@ -564,7 +595,8 @@ def run_config(cfg: Config, threads: int, *, quick: bool, repeats: int, use_torc
             else:
                 rates[unit.name] = work / unit.run(epochs)
         per_step = 1 if cfg.batch is None else batch  # full batch: steps, not samples
-        rep = Repeat({k: rates[k] for k in ("engine", "sklearn", "torch") if k in rates},
+        rep = Repeat({k: rates[k] for k in ("engine", "sklearn", "torch", *KERNEL_RUNNERS)
+                      if k in rates},
                      per_step / t_all, per_step / t_needed, ceiling.flops / t_all / 1e9,
                      ratio, waited, ratio > PROBE_SLOW)
         result.repeats.append(rep)
@@ -654,6 +686,35 @@ def print_table(threads: int, summaries: dict[str, dict[str, Any]]) -> None:
           "the same without the first layer's input gradient, which no trainer computes")
 
 
+def print_kernels(threads: int, summaries: dict[str, dict[str, Any]]) -> None:
+    rows = {k: s for k, s in summaries.items() if any(c in s for c in KERNEL_RUNNERS)}
+    if not rows:
+        return
+    print(f"\nkernels, threads = {threads}   (rates as above; ratios: medians of per-repeat "
+          "ratios; auto -> the kernel it chose)")
+    head = (f"{'config':<8}{'numpy':>11}{'compiled':>11}{'auto':>11}{'auto ->':>10}"
+            f"{'comp/np':>9}{'auto/np':>9}{'comp/skl':>9}{'comp/torch':>11}")
+    print(head)
+    print("-" * len(head))
+    for key, s in rows.items():
+        print(f"{key:<8}{fmt_rate(s['engine']):>11}{fmt_rate(s.get('compiled')):>11}"
+              f"{fmt_rate(s.get('auto')):>11}{s.get('auto_kernel', '-'):>10}"
+              f"{fmt_ratio(s.get('compiled_over_engine')):>9}"
+              f"{fmt_ratio(s.get('auto_over_engine')):>9}"
+              f"{fmt_ratio(s.get('compiled_over_sklearn')):>9}"
+              f"{fmt_ratio(s.get('compiled_over_torch')):>11}")
+
+
+def evaluate_kernel_targets(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for key, runner, minimum in KERNEL_TARGETS:
+        value = summaries.get(key, {}).get(f"{runner}_over_engine")
+        if key in summaries:
+            out.append({"config": key, "against": f"{runner}/numpy", "target": minimum,
+                        "value": value, "met": None if value is None else bool(value >= minimum)})
+    return out
+
+
 def evaluate_targets(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for key, against, minimum in TARGETS:
@@ -721,7 +782,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma-separated thread counts, the first is the main setting "
                         "(default 1,2; --quick: 1)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 7; quick 2)")
-    p.add_argument("--configs", default="ABCD", help="which configurations, e.g. AD")
+    p.add_argument("--configs", default="ABCDEF", help="which configurations, e.g. AD")
+    p.add_argument("--no-compiled", action="store_true",
+                   help="leave the compiled kernel out (it is left out anyway without numba)")
+    p.add_argument("--compiled-everywhere", action="store_true",
+                   help="time the compiled kernel on B and C too (slow: BLAS wins there; "
+                        "use with --quick)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--no-malloc-tuning", action="store_true",
                    help="leave glibc's malloc as it is (see tune_malloc())")
@@ -742,6 +808,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     use_torch = torch is not None and not args.no_torch
+    use_kernels = backprop.kernels.available() and not args.no_compiled
     started = time.perf_counter()
     b_bytes = 60_000 * 794 * 4  # B's training set (inputs and one-hot targets), float32
     fresh_ms = fresh_memory_ms(b_bytes)  # before tuning malloc: what this machine does
@@ -757,11 +824,17 @@ def main(argv: list[str] | None = None) -> None:
             probe.calibrate()
             for key in args.configs:
                 log(f"{key}: threads={threads}")
+                kernels: tuple[str, ...] = ()
+                if use_kernels:
+                    kernels = KERNEL_RUNNERS if key not in "BC" or args.compiled_everywhere \
+                        else ("auto",)
                 res = run_config(CONFIGS[key], threads, quick=args.quick, repeats=args.repeats,
-                                 use_torch=use_torch, max_wait=args.max_wait, probe=probe)
+                                 use_torch=use_torch, max_wait=args.max_wait, probe=probe,
+                                 kernels=kernels)
                 summaries[key] = res.summary()
         results[str(threads)] = summaries
-        all_targets[str(threads)] = evaluate_targets(summaries)
+        all_targets[str(threads)] = evaluate_targets(summaries) \
+            + evaluate_kernel_targets(summaries)
 
     step_d = engine_step_seconds_d(args.threads[0]) if "D" in args.configs else None
     call = numpy_call_seconds()
@@ -769,6 +842,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for threads in args.threads:
         print_table(threads, results[str(threads)])
+        print_kernels(threads, results[str(threads)])
     main_threads = args.threads[0]
     print_targets(all_targets[str(main_threads)], main_threads)
     for threads in args.threads[1:]:

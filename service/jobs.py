@@ -143,7 +143,7 @@ def create(s: Session, tenant_id: str, body: JobCreate, limits: Limits,
         if ds is None or ds.tenant_id != tenant_id:
             raise invalid(["dataset_id"], f"no dataset with id {body.dataset_id!r}")
     spec = resolve_spec(body.engine_spec(), n_inputs=ds.features, n_outputs=ds.outputs,
-                        task=ds.task)
+                        task=ds.task, n_rows=ds.rows)
     check_limits(spec, ds, limits)
     job = Job(id=new_id("job"), tenant_id=tenant_id, dataset_id=ds.id, status="queued",
               spec=spec, epochs=spec["training"]["epochs"], idempotency_key=idempotency_key,

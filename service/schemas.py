@@ -170,6 +170,9 @@ class TrainingIn(Input):
     gradient_check: StrictBool | None = None
     dtype: Literal["float32", "float64"] | None = None
     diagnostics: DiagnosticsIn | None = None
+    kernel: Annotated[Literal["auto", "numpy", "compiled"] | None, Field(
+        description="Training kernel: 'auto' (compiled where it pays and numba is installed), "
+                    "'numpy', or 'compiled' (422 when numba is not installed).")] = None
 
 
 class JobCreate(Input):

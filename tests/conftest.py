@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+# One cache of the compiled training kernel for every test session and for the workers the e2e
+# tests start (they inherit the environment), not a cold compile per temporary DATA_DIR.
+os.environ.setdefault("NUMBA_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "backprop-tests-numba-cache"))
 PG_URL = os.environ.get("TEST_DATABASE_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

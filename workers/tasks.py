@@ -18,6 +18,7 @@ from celery import Celery, signals
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import DBAPIError
 
+from backprop import kernels
 from service import db
 from service.config import Settings
 from service.models import Job, utcnow
@@ -64,6 +65,7 @@ def _init_process(**_: Any) -> None:
 
     threadpool_limits(_blas_threads())
     db.configure(settings.database_url)
+    kernels.warm_up(settings.data_dir / "numba-cache")  # compiled kernel: in a thread, no wait
 
 
 def reap_once(cfg: Settings = settings, app: Celery = celery) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """Backpropagation against central differences (``backprop.gradient_check``, float64) for every
 allowed hidden activation x output activation x loss, 1-3 hidden layers of odd sizes, with and
-without L2; and proof that the check notices a wrong derivative."""
+without L2, on both training kernels; and proof that the check notices a wrong derivative."""
 
 import numpy as np
 import pytest
@@ -63,10 +63,10 @@ def make_case(hidden: str, out: str, depth: int) -> tuple[Network, np.ndarray,
 
 @pytest.mark.parametrize(("loss", "out", "hidden", "depth", "l2"), CASES)
 def test_backprop_matches_central_differences(loss: str, out: str, hidden: str, depth: int,
-                                              l2: float) -> None:
+                                              l2: float, kernel: str) -> None:
     net, X, rng = make_case(hidden, out, depth)
     Y = targets(loss, rng)
-    errors = gradient_check(net, X, Y, loss, l2, eps=EPS)
+    errors = gradient_check(net, X, Y, loss, l2, eps=EPS, kernel=kernel)
     assert list(errors) == [f"layer{i}" for i in range(depth + 1)]
     net.loss_and_grad(X, Y, LOSSES[loss], l2)
     for gw, gb in zip(net.weight_grads, net.bias_grads, strict=True):
@@ -81,7 +81,7 @@ def test_every_allowed_pairing_is_covered() -> None:
     assert len(CASES) == (6 + 1 + 1) * len(HIDDEN) * 3 * 2
 
 
-def test_mixed_hidden_activations() -> None:
+def test_mixed_hidden_activations(kernel: str) -> None:
     layers = [{"units": 7, "activation": "leaky_relu"}, {"units": 5, "activation": "sigmoid"},
               {"units": 3, "activation": "relu"}, {"units": 4, "activation": "softmax"}]
     rng = np.random.default_rng(11)
@@ -91,7 +91,7 @@ def test_mixed_hidden_activations() -> None:
     X = rng.normal(size=(9, 6))
     assert min(np.abs(z).min() for z in pre_activations(net, X)) > KINK_MARGIN
     Y = rng.dirichlet(np.ones(4), size=9)
-    errors = gradient_check(net, X, Y, "cross_entropy", 0.01, eps=EPS)
+    errors = gradient_check(net, X, Y, "cross_entropy", 0.01, eps=EPS, kernel=kernel)
     assert max(errors.values()) < TOLERANCE, errors
 
 

@@ -1,5 +1,5 @@
 """The training loop: convergence (XOR, digits), reproducibility, bit-for-bit resume from a
-checkpoint, divergence, stopping rules and callbacks."""
+checkpoint, divergence, stopping rules and callbacks. The maths ones run on both kernels."""
 
 import itertools
 from typing import Any
@@ -16,15 +16,17 @@ XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 XOR_Y = np.array([[0], [1], [1], [0]], dtype=float)
 
 
-def test_xor_converges_with_online_momentum_sgd() -> None:
+def test_xor_converges_with_online_momentum_sgd(kernel: str) -> None:
     spec = {
         "network": {"layers": [{"units": 2, "activation": "sigmoid"},
                                {"units": 1, "activation": "sigmoid"}]},
         "training": {"loss": "mse", "optimizer": {"name": "sgd", "learning_rate": 0.5,
                                                   "momentum": 0.9},
-                     "batch_size": 1, "standardize": False, "epochs": 1000, "seed": 0},
+                     "batch_size": 1, "standardize": False, "epochs": 1000, "seed": 0,
+                     "kernel": kernel},
     }
     model = backprop.train(spec, XOR_X, XOR_Y)
+    assert model.spec["training"]["kernel"] == kernel
     assert model.task == "regression" and model.standardizer is None
     assert model.network.units == [2, 1]
     out = model.predict(XOR_X)
@@ -33,7 +35,7 @@ def test_xor_converges_with_online_momentum_sgd() -> None:
     assert model.stop_reason == "epochs" and len(model.history) == 1000
 
 
-def test_digits_reach_96_percent_on_held_out_rows() -> None:
+def test_digits_reach_96_percent_on_held_out_rows(kernel: str) -> None:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -43,7 +45,7 @@ def test_digits_reach_96_percent_on_held_out_rows() -> None:
     spec = {
         "network": {"layers": [{"units": 64, "activation": "relu"}, {"units": 10}]},
         "training": {"optimizer": {"name": "adam", "learning_rate": 0.01}, "epochs": 20,
-                     "batch_size": 32, "standardize": True, "seed": 0},
+                     "batch_size": 32, "standardize": True, "seed": 0, "kernel": kernel},
     }
     model = backprop.train(spec, X_train, y_train)
     assert model.task == "classification" and model.classes == list(range(10))
@@ -90,19 +92,19 @@ RESUME_CONFIGS: dict[str, tuple[dict[str, Any], bool]] = {
 }
 
 
-def resume_spec(name: str, classification: bool) -> dict[str, Any]:
-    training = {**RESUME_CONFIGS[name][0], "epochs": 20, "seed": 3}
+def resume_spec(name: str, classification: bool, kernel: str = "numpy") -> dict[str, Any]:
+    training = {**RESUME_CONFIGS[name][0], "epochs": 20, "seed": 3, "kernel": kernel}
     return {"network": {"layers": [{"units": 5, "activation": "tanh"},
                                    {"units": 3 if classification else 2}]},
             "training": training}
 
 
 @pytest.mark.parametrize("name", sorted(RESUME_CONFIGS))
-def test_same_seed_gives_bit_identical_runs(name: str) -> None:
+def test_same_seed_gives_bit_identical_runs(name: str, kernel: str) -> None:
     classification = RESUME_CONFIGS[name][1]
     X, labels, targets = blobs()
     y = labels if classification else targets
-    spec = resume_spec(name, classification)
+    spec = resume_spec(name, classification, kernel)
     a = backprop.train(spec, X, y)
     b = backprop.train(spec, X, y)
     np.testing.assert_array_equal(a.network.params, b.network.params)
@@ -114,11 +116,11 @@ def test_same_seed_gives_bit_identical_runs(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(RESUME_CONFIGS))
-def test_resume_from_a_checkpoint_is_bit_for_bit(name: str) -> None:
+def test_resume_from_a_checkpoint_is_bit_for_bit(name: str, kernel: str) -> None:
     classification = RESUME_CONFIGS[name][1]
     X, labels, targets = blobs()
     y = labels if classification else targets
-    spec = resume_spec(name, classification)
+    spec = resume_spec(name, classification, kernel)
     whole = backprop.train(spec, X, y)
     if name == "adam-early-stop-after-checkpoint":
         assert whole.stop_reason == "early_stopping"
@@ -402,8 +404,8 @@ def test_fit_rejects_bad_targets() -> None:
         trainer.fit(X[:0], Y[:0])
 
 
-def test_checkpoint_restore_on_a_fresh_trainer_continues_identically() -> None:
-    config = {"epochs": 8, "batch_size": 16,
+def test_checkpoint_restore_on_a_fresh_trainer_continues_identically(kernel: str) -> None:
+    config = {"epochs": 8, "batch_size": 16, "kernel": kernel,
               "optimizer": {"name": "adam", "learning_rate": 0.01},
               "early_stopping": {"patience": 50}}
     X, Y = regression_data()
