@@ -27,7 +27,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                    "data_folder_out": str(folder / "queue"),
                    "processed_folder": str(folder / "processed"),
                    "store_processed": False,
-                   "polling_interval": 0.1}
+                   "polling_interval": 0.01}
     else:
         options = {"visibility_timeout": int(settings.task_time_limit + 600)}
     return {
