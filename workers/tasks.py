@@ -79,6 +79,8 @@ _stop = threading.Event()
 @signals.worker_ready.connect
 def _start_reaper(**_: Any) -> None:
     interval = float(os.environ.get("REAPER_INTERVAL_SECONDS") or 10)
+    if interval <= 0:  # at scale a few workers reap for all (every decision is fenced)
+        return
     threading.Thread(target=_reaper_loop, args=(_stop, interval), daemon=True,
                      name="reaper").start()
 

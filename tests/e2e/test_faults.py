@@ -259,11 +259,11 @@ def test_cancel_after_a_lost_worker_leaves_no_checkpoint(fault_stack: Stack,
     assert checkpoint_rows(fault_stack) == (0, 0)
 
 
-@pytest.fixture(scope="module")
-def pair_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Two worker processes, a heartbeat timeout of 1 s: whatever is sent twice or looks
-    stale would be picked up at once by the idle worker."""
-    data_dir = tmp_path_factory.mktemp("pair")
+@pytest.fixture()
+def pair_stack(tmp_path: Path) -> Iterator[Stack]:
+    """Two idle worker processes, a heartbeat timeout of 1 s: whatever is sent twice or looks
+    stale is picked up at once by the other worker."""
+    data_dir = tmp_path
     s = Stack(data_dir, f"sqlite:///{data_dir / 'service.db'}", "filesystem://",
               CHECKPOINT_EVERY_EPOCHS="3", HEARTBEAT_TIMEOUT_SECONDS="1",
               FLUSH_EVERY_SECONDS="0.25", REAPER_INTERVAL_SECONDS="0.3", MAX_ATTEMPTS="3",
