@@ -128,8 +128,8 @@ def claim(job_id: str, settings: Settings) -> Claim | None:
         now = utcnow()
         stale_before = now - timedelta(seconds=settings.heartbeat_timeout_seconds)
         if job.status == "running" and holder_alive(job, stale_before):
-            log.info("job %s is running at %s; dropping the duplicate delivery", job_id,
-                     job.worker_id)
+            log.warning("job %s is running at %s; dropping the duplicate delivery", job_id,
+                        job.worker_id)
             return None
         if job.cancel_requested:
             give_up(s, job, "cancelled")
