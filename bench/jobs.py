@@ -167,8 +167,9 @@ def extra_worker(env: dict[str, str], name: str, log_dir: Path) -> subprocess.Po
 
 
 def drain(http: requests.Session, base: str, ds: str, n: int) -> float:
-    """Submit ``n`` jobs at once; jobs per minute from first start to last finish."""
-    spec = {**CONFIGS["c"], "training": {**CONFIGS["c"]["training"], "epochs": 150}}
+    """Submit ``n`` jobs (~1 s of training each) at once; jobs per minute from the first start
+    to the last finish."""
+    spec = {**CONFIGS["c"], "training": {**CONFIGS["c"]["training"], "epochs": 400}}
     ids = [http.post(f"{base}/v1/jobs", json={"dataset_id": ds, **spec}).json()["id"]
            for _ in range(n)]
     jobs = []
