@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from service import storage
+from service import inspection, storage
 from service.config import Settings
 from service.db import session_scope
 from service.models import Blob, EpochRecord, Job, utcnow
@@ -83,13 +83,13 @@ def drop_checkpoint(s: Session, job_id: str) -> None:
 
 
 def finish(job_id: str, attempt: int, status: str, title: str | None = None,
-           detail: str | None = None) -> bool:
+           detail: str | None = None, **extra: Any) -> bool:
     """End a running attempt in a final state (fenced); ``False`` if it no longer owned it."""
     with session_scope() as s:
         done = s.execute(update(Job).where(Job.id == job_id, Job.attempts == attempt,
                                            Job.status == "running")
                          .values(status=status, error_title=title, error_detail=detail,
-                                 finished_at=utcnow(), eta_seconds=None)).rowcount
+                                 finished_at=utcnow(), eta_seconds=None, **extra)).rowcount
         if done:
             drop_checkpoint(s, job_id)
     return bool(done)
@@ -158,5 +158,6 @@ def claim(job_id: str, settings: Settings) -> Claim | None:
         # Epochs after the checkpoint were recorded by a lost attempt: they will be redone.
         s.execute(delete(EpochRecord).where(EpochRecord.job_id == job_id,
                                             EpochRecord.epoch > epoch))
+        inspection.forget_after(s, job_id, epoch)
         s.execute(update(Job).where(Job.id == job_id).values(epoch=epoch))
         return Claim(job_id, attempt, job.spec, job.dataset_id, checkpoint, epoch)

@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError
 
 import backprop
-from service import storage
+from service import inspection, storage
 from service.config import Settings
 from service.db import session_scope
 from service.models import Blob, Job, utcnow
@@ -42,6 +42,12 @@ METRICS = ("loss", "val_loss", "accuracy", "val_accuracy")
 class Checkpoint:
     epoch: int
     data: bytes
+
+
+@dataclass
+class Diagnostics:
+    epoch: int
+    layers: list[dict[str, Any]]
 
 
 def _finite(v: Any) -> Any:
@@ -82,7 +88,7 @@ class Recorder:
     def __init__(self, claim: Claim, settings: Settings) -> None:
         self.claim, self.settings = claim, settings
         self.epochs: int = claim.spec["training"]["epochs"]
-        self.items: deque[dict[str, Any] | Checkpoint] = deque()
+        self.items: deque[dict[str, Any] | Checkpoint | Diagnostics] = deque()
         self.cancelled = self.lost = False
         self.written_epoch = claim.checkpoint_epoch
         # Progress in epochs (fractional between batches) and when it was reached, and the
@@ -113,6 +119,8 @@ class Recorder:
             self.origin = (at - 1.0, now - record["seconds"])
         self.position = (at, now)  # before the row: a flush that writes it has an ETA
         self.items.append(record)
+        if progress.diagnostics:
+            self.items.append(Diagnostics(progress.epoch, progress.diagnostics))
         if len(self.items) >= BATCH_ROWS:  # fast epochs: write while training goes on
             self._wake.set()
         s, (last_epoch, last_time) = self.settings, self.last_checkpoint
@@ -168,6 +176,7 @@ class Recorder:
             items = [self.items.popleft() for _ in range(len(self.items))]
             rows = [i for i in items if isinstance(i, dict)]
             checkpoint = next((i for i in reversed(items) if isinstance(i, Checkpoint)), None)
+            diagnostics = [(i.epoch, i.layers) for i in items if isinstance(i, Diagnostics)]
             values: dict[str, Any] = {"heartbeat_at": utcnow(),
                                       "eta_seconds": self.eta(time.monotonic())}
             if rows:
@@ -184,6 +193,8 @@ class Recorder:
                         return True
                     if rows:
                         insert_history(s, [history_row(c.job_id, r) for r in rows])
+                    if diagnostics:
+                        s.add_all(inspection.records(c.job_id, diagnostics))
                     if checkpoint is not None:
                         _write_checkpoint(s, c.job_id, checkpoint)
             except BaseException:

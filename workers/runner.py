@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 import backprop
 from backprop import DivergenceError, GradientCheckError, SpecError
-from service import datasets, storage
+from service import datasets, inspection, storage
 from service.config import Settings
 from service.db import session_scope
 from service.models import Dataset, Job, TrainedModel, new_id, utcnow
@@ -105,9 +105,11 @@ def _run(c: Claim, settings: Settings, recorder: Recorder) -> str | None:
                                resume=c.checkpoint)
     except DivergenceError as exc:
         recorder.flush()
-        return _failed(c, "Training diverged", str(exc))
+        with session_scope() as s:
+            warnings = inspection.findings(s, c.job_id)
+        return _failed(c, "Training diverged", str(exc), warnings=warnings)
     except GradientCheckError as exc:
-        return _failed(c, "Gradient check failed", str(exc))
+        return _failed(c, "Gradient check failed", str(exc), gradient_check=exc.report)
     except (SpecError, ValueError) as exc:
         return _failed(c, "Invalid job", str(exc))
     except SoftTimeLimitExceeded:
@@ -128,18 +130,19 @@ def _run(c: Claim, settings: Settings, recorder: Recorder) -> str | None:
     return _store(c, model, task)
 
 
-def _failed(c: Claim, title: str, detail: str) -> str | None:
-    return "failed" if finish(c.job_id, c.attempt, "failed", title, detail) else None
+def _failed(c: Claim, title: str, detail: str, **extra: Any) -> str | None:
+    return "failed" if finish(c.job_id, c.attempt, "failed", title, detail, **extra) else None
 
 
 def _store(c: Claim, model: backprop.Model, task: str) -> str | None:
     with session_scope() as s:
         job = s.get(Job, c.job_id)
         model_id = new_id("mdl")
+        reports = inspection.reports(s, c.job_id, model)
         owned = s.execute(update(Job).where(Job.id == c.job_id, Job.attempts == c.attempt,
                                             Job.status == "running")
                           .values(status="succeeded", finished_at=utcnow(), eta_seconds=None,
-                                  model_id=model_id, metrics=model.metrics)).rowcount
+                                  model_id=model_id, metrics=model.metrics, **reports)).rowcount
         if not owned:
             return None
         blob = storage.put(s, model.to_bytes())
@@ -149,6 +152,6 @@ def _store(c: Claim, model: backprop.Model, task: str) -> str | None:
                            outputs=model.n_outputs, task=task, classes=model.classes,
                            feature_names=model.feature_names or [],
                            metrics={**model.metrics, "stop_reason": model.stop_reason},
-                           blob_id=blob.id))
+                           evaluation=model.evaluation, **reports, blob_id=blob.id))
         drop_checkpoint(s, c.job_id)
     return "succeeded"

@@ -20,7 +20,7 @@ from service import db
 from service.config import Settings
 from service.queue import TRAIN_TASK, make_celery
 
-from . import reaper, runner
+from . import reaper, runner, sweeper
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ def train(self: Any, job_id: str) -> None:
         log.warning("job %s: database unreachable (%s); retrying", job_id, exc)
         raise self.retry(exc=exc, countdown=min(60, 2 ** min(self.request.retries, 6))) \
             from None
+    try:
+        sweeper.advance_for_job(celery, settings, job_id)  # a sweep's next trials, if any
+    except Exception:  # the periodic pass advances it later
+        log.exception("job %s: could not advance its sweep", job_id)
 
 
 def _blas_threads() -> int:
@@ -69,6 +73,7 @@ def _reaper_loop(stop: threading.Event, interval: float) -> None:
     while not stop.wait(interval):
         try:
             passes.run_once()
+            sweeper.advance_all(celery, settings)
         except Exception:
             log.exception("reaper pass failed")
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
-down_revision = "0001"
+down_revision = "0006"  # the head on main when this was rebased
 branch_labels = None
 depends_on = None
 
