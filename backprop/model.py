@@ -217,7 +217,9 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
     ``y`` is ``(n_samples, n_outputs)`` or ``(n_samples,)`` numbers for regression, or a sequence
     of class labels (strings or integers) for classification; ``task="auto"`` tells them apart
     (1-D strings/integers/booleans are labels). ``resume`` is a checkpoint taken by a callback
-    (``progress.checkpoint()``) of an earlier run with the same spec and data.
+    (``progress.checkpoint()``) of an earlier run with the same spec and data; the run goes on
+    bit for bit as if it had never stopped (the checkpoint holds no history: the resumed
+    model's ``history`` starts at the epoch after it).
 
     The returned model has ``history``, ``metrics`` (of the epoch whose weights it holds),
     ``stop_reason`` (``epochs``, ``early_stopping``, ``target_loss`` or ``callback``) and the

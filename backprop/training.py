@@ -1,10 +1,13 @@
 """The training loop: epochs of (shuffled) batches, metrics, stopping rules, checkpoints.
 
 ``Trainer.fit`` does no I/O: randomness comes only from the ``np.random.Generator`` it holds,
-progress and cancellation only through a callback. Its whole state (parameters, optimiser,
-schedule, RNG, epoch, history, early-stopping counters and best weights) exports to bytes with
-``checkpoint()`` and comes back with ``restore()``, so that a run resumed from a checkpoint taken at
-an epoch's end is bit-for-bit the run that was never interrupted.
+progress and cancellation only through a callback. Its training state (parameters, optimiser,
+schedule, RNG, epoch, early-stopping counters, best weights and best row, a stop already
+decided) exports to bytes with ``checkpoint()`` and comes back with ``restore()``, so that a run
+resumed from a checkpoint taken at an epoch's end is bit-for-bit the run that was never
+interrupted. The history is not in it (the caller has the rows it was given epoch by epoch), so a
+checkpoint costs the same at epoch 10 and at epoch 100,000; after ``restore()`` the history holds
+the epochs run since.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from .network import Network
 from .optimizers import optimizer_from_config
 from .schedules import Schedule, schedule_from_config
 
-CHECKPOINT_FORMAT = "backprop.checkpoint/1"
 EPOCH_ROWS_PER_CALL = 1 << 18  # rows a multi-epoch kernel call covers (at most 4096 epochs)
+CHECKPOINT_FORMAT = "backprop.checkpoint/2"
+CHECKPOINT_FORMATS = ("backprop.checkpoint/1", CHECKPOINT_FORMAT)  # /1 carried the history too
 
 
 @dataclass
@@ -72,10 +76,13 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best_loss = math.inf
         self.best_params: np.ndarray | None = None
+        self.best_row: dict[str, Any] | None = None  # the history row of the best epoch
+        self.last_row: dict[str, Any] | None = None  # the last epoch's row (kept across resume)
         self.wait = 0
         self.stop_reason: str | None = None
         self.diagnostics: list[dict[str, Any]] = []  # {"epoch", "layers"}; not checkpointed
         self.kernel: Any = None  # made on the first fit (``auto`` looks at the rows)
+        self._stop_decided: str | None = None  # restored: the checkpointed epoch ended the run
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -133,17 +140,17 @@ class Trainer:
         adaptive = opt.full_batch_only  # rprop: no learning-rate schedule
         every = callback_every if callback is not None and callback_every else 0
         binary = net.n_outputs == 1
-        self.stop_reason = None
+        self.stop_reason, decided, self._stop_decided = None, self._stop_decided, None
         diag_every = (cfg.get("diagnostics") or {}).get("every", 0)
         before = np.empty_like(params) if diag_every else None
         probe = Probe(net, X, Y, loss, l2) if diag_every else None
         if callback is None and es is None and target is None and not has_val \
-                and not diag_every \
+                and not diag_every and decided is None \
                 and hasattr(self.kernel, "run_epochs") \
                 and type(self.schedule).observe is Schedule.observe:
             return self._fit_epochs(X, Y, labels, bs, shuffle)
 
-        for epoch in range(self.epoch, cfg["epochs"]):
+        for epoch in range(self.epoch if decided is None else cfg["epochs"], cfg["epochs"]):
             t0 = time.perf_counter()
             if not adaptive:
                 opt.learning_rate = self.schedule.rate(epoch)
@@ -193,6 +200,7 @@ class Trainer:
                     record["val_accuracy"] = float(np.mean(guess == val_labels))
             record["seconds"] = time.perf_counter() - t0
             self.history.append(record)
+            self.last_row = record
             self.epoch = epoch + 1
             layers = probe(net, before) if probe and diag else None
             if layers is not None:
@@ -203,7 +211,7 @@ class Trainer:
                 self.schedule.observe(monitored)
             if es is not None:
                 if monitored < self.best_loss - es["min_delta"]:
-                    self.best_loss, self.wait = monitored, 0
+                    self.best_loss, self.wait, self.best_row = monitored, 0, record
                     if self.best_params is None:
                         self.best_params = params.copy()
                     else:
@@ -220,7 +228,7 @@ class Trainer:
                 return self.history
             if self.stop_reason:
                 break
-        self.stop_reason = self.stop_reason or "epochs"
+        self.stop_reason = self.stop_reason or decided or "epochs"
         if es is not None and self.best_params is not None:
             np.copyto(params, self.best_params)
         return self.history
@@ -280,21 +288,16 @@ class Trainer:
     def best_record(self) -> dict[str, Any] | None:
         """The history row whose weights the network holds after ``fit`` (the best epoch under
         early stopping, else the last)."""
-        if not self.history:
-            return None
-        if self.config["early_stopping"] is None or self.best_params is None \
+        if self.config["early_stopping"] is None or self.best_row is None \
                 or self.stop_reason == "callback":  # a callback stop keeps the last weights
-            return self.history[-1]
-        key = "val_loss" if self.history[-1]["val_loss"] is not None else "loss"
-        for row in self.history:
-            if row[key] == self.best_loss:
-                return row
-        return self.history[-1]
+            return self.last_row
+        return self.best_row
 
     # -- checkpoints -------------------------------------------------------------------------
 
     def checkpoint(self) -> bytes:
-        """The whole training state as ``.npz`` bytes (take it between epochs)."""
+        """The training state as ``.npz`` bytes (take it between epochs). Its size does not
+        grow with the epochs done: the history is not in it."""
         opt_state = self.optimizer.get_state()
         arrays = {"params": self.network.params}
         arrays.update({f"opt_{k}": v for k, v in opt_state.items() if isinstance(v, np.ndarray)})
@@ -306,7 +309,9 @@ class Trainer:
             "dtype": self.network.dtype.name,
             "training": self.config,
             "epoch": self.epoch,
-            "history": self.history,
+            "best_row": self.best_row,
+            "last_row": self.last_row,
+            "stop_decided": self.stop_reason if self.stop_reason != "callback" else None,
             "optimizer": {k: v for k, v in opt_state.items() if not isinstance(v, np.ndarray)},
             "optimizer_arrays": sorted(k for k, v in opt_state.items()
                                        if isinstance(v, np.ndarray)),
@@ -324,7 +329,7 @@ class Trainer:
         shape, dtypes = (net.n_params,), (net.dtype.name,)
 
         def expect(meta: dict[str, Any]) -> serialize.Expected:
-            if meta.get("format") != CHECKPOINT_FORMAT:
+            if meta.get("format") not in CHECKPOINT_FORMATS:
                 raise ValueError(f"not a training checkpoint (format {meta.get('format')!r})")
             if meta.get("network") != net.spec or meta.get("dtype") != net.dtype.name:
                 raise ValueError("the checkpoint was taken from a different network")
@@ -343,7 +348,16 @@ class Trainer:
         self.schedule.set_state(meta["schedule"])
         self.rng.bit_generator.state = meta["rng"]
         self.epoch = int(meta["epoch"])
-        self.history = list(meta["history"])
+        self.history = []
         self.best_loss = float(meta["best_loss"])
         self.best_params = arrays.get("best_params")
         self.wait = int(meta["wait"])
+        if meta["format"] == CHECKPOINT_FORMAT:
+            self.best_row, self.last_row = meta["best_row"], meta["last_row"]
+            self._stop_decided = meta["stop_decided"]
+        else:  # /1: the rows came with it; its stop (if any) was decided again by the loop
+            rows = meta["history"]
+            self.last_row = rows[-1] if rows else None
+            key = "val_loss" if rows and rows[-1]["val_loss"] is not None else "loss"
+            self.best_row = next((r for r in rows if r[key] == self.best_loss), None) \
+                if self.best_params is not None else None

@@ -25,6 +25,7 @@ from service.setup import migrate
 PG_ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
 REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/14"
 STACKS = ("sqlite+filesystem", "postgres+redis")
+LAST_ENV: dict[str, str] = {}  # the environment of the stack started last (to add workers)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -74,6 +75,8 @@ def stack(name: str, keys: int = 1, workers: int = 1, web_workers: int = 2, **ex
             broker = REDIS
         env = {**os.environ, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
                "BROKER_URL": broker, **extra_env}
+        LAST_ENV.clear()
+        LAST_ENV.update(env)
         migrate(database_url)
         db.configure(database_url)
         with db.session_scope() as s:

@@ -1,6 +1,7 @@
 """Service benchmark: job start latency and predict latency, over real HTTP against gunicorn.
 
     .venv/bin/python bench/service.py [--jobs 50] [--requests 300] [--stacks ...]
+    .venv/bin/python bench/service.py --part jobs     # job overhead, ETA, worker scaling
 
 For each stack (SQLite + kombu's filesystem broker; PostgreSQL + Redis) it starts the API and a
 worker with the launcher ``make run`` uses and measures
@@ -9,6 +10,8 @@ worker with the launcher ``make run`` uses and measures
 - predict: p50/p99 of ``POST /v1/models/{id}/predict`` with 1 and 100 rows on a 784-256-128-10
   model, beside two references run in the same script: a bare endpoint (``GET /healthz``, the
   HTTP + gunicorn floor) and the engine's own ``Model.predict`` in-process (the compute floor).
+``--part jobs`` runs ``bench/jobs.py`` instead (job overhead against ``backprop.train`` for four
+configurations, the ETA's honesty, jobs per minute with 1 and 2 workers); ``--part all`` both.
 The last line is one JSON object with every figure.
 """
 
@@ -104,7 +107,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--stacks", default=",".join(STACKS))
+    parser.add_argument("--part", choices=("latency", "jobs", "all"), default="latency")
     args = parser.parse_args()
+    if args.part in ("jobs", "all"):
+        import jobs
+
+        figures = jobs.run(args.stacks.split(","), repeats=3, configs="abcd", scaling_jobs=40,
+                           rounds=1)
+        jobs.report(figures)
+        print(json.dumps({"jobs": figures}))
+        if args.part == "jobs":
+            return
     out = [run_stack(name, args) for name in args.stacks.split(",")]
     print(f"{'stack':18} {'job start p50':>14} {'p90':>8}   {'healthz p50/p99':>16} "
           f"{'predict 1 p50/p99':>18} {'predict 100 p50/p99':>20} {'engine 1/100 p50':>17}")

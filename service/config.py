@@ -73,10 +73,11 @@ class Settings:
     cache_ttl_seconds: float = 1.0
     api_blas_threads: int = 1  # per API process: web workers x threads <= cores
     rate_limit: str = "1200 per minute"  # per API key on /v1; empty disables
-    checkpoint_every_epochs: int = 10
+    checkpoint_every_epochs: int = 0  # 0: by time only
     checkpoint_every_seconds: float = 30.0
-    flush_every_seconds: float = 0.5
+    flush_every_seconds: float = 0.5  # history, progress, heartbeat and cancel flag
     heartbeat_timeout_seconds: float = 120.0
+    dataset_cache_bytes: int = 512 * 1024 * 1024  # per worker process
     max_attempts: int = 3
     task_soft_time_limit: float = 6 * 3600.0
     task_time_limit: float = 6 * 3600.0 + 120.0

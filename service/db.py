@@ -30,8 +30,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    if "poolclass" not in kwargs:
-        kwargs.update(pool_size=5, max_overflow=5)
+    if "poolclass" not in kwargs:  # per process; behind a pooler (PgBouncer) keep them small
+        kwargs.update(pool_size=int(os.environ.get("DB_POOL_SIZE") or 5),
+                      max_overflow=int(os.environ.get("DB_MAX_OVERFLOW") or 5))
     return create_engine(url, **kwargs)
 
 

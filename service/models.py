@@ -120,6 +120,7 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)  # host:pid
     checkpoint_blob_id: Mapped[str | None] = mapped_column(ForeignKey("blobs.id"),
                                                            nullable=True)
     checkpoint_epoch: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,7 +19,9 @@ QUEUE = "training"
 def celery_config(settings: Settings) -> dict[str, Any]:
     url = settings.broker_url
     options: dict[str, Any] = {}
+    transport = None
     if url.startswith("filesystem"):
+        transport = "service.fs_broker:Transport"  # kombu's, with atomic writes
         folder = settings.broker_folder
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -28,11 +30,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                    "processed_folder": str(folder / "processed"),
                    "control_folder": str(folder / "control"),  # else ./control in the cwd
                    "store_processed": False,
-                   "polling_interval": 0.1}
+                   "polling_interval": 0.01}  # a job starts within ~10 ms of its POST
     else:
         options = {"visibility_timeout": int(settings.task_time_limit + 600)}
     return {
         "broker_url": url,
+        "broker_transport": transport,
         "broker_transport_options": options,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 5,

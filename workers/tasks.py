@@ -2,8 +2,8 @@
 ``celery -A workers.tasks worker -Q training --concurrency 1``.
 
 Each worker process gets its own database engine (made lazily per pid) and a BLAS thread count
-such that processes x threads <= cores. The worker's main process runs the reaper: it sends jobs
-left in the outbox while the broker was down, and re-sends running jobs whose heartbeat stopped.
+such that processes x threads <= cores. The worker's main process runs the reaper
+(``workers.reaper``): every job accepted runs or ends with a reason, whatever the broker forgot.
 """
 
 from __future__ import annotations
@@ -11,20 +11,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import timedelta
 from typing import Any
 
 from celery import Celery, signals
-from sqlalchemy import or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from backprop import kernels
 from service import db
 from service.config import Settings
-from service.models import Job, utcnow
-from service.queue import TRAIN_TASK, make_celery, send_training
+from service.queue import TRAIN_TASK, make_celery
 
-from . import observe, ops, runner, sweeper  # noqa: F401 - ops: logging, heartbeat, metrics endpoint
+from . import observe, ops, reaper, runner, sweeper  # noqa: F401 - ops: logs, beats, metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,43 +66,16 @@ def _init_process(**_: Any) -> None:
 
 
 def reap_once(cfg: Settings = settings, app: Celery = celery) -> dict[str, int]:
-    """Send outbox jobs; re-send running jobs whose heartbeat is older than the timeout."""
-    sent = resent = 0
-    now = utcnow()
-    stale = now - timedelta(seconds=cfg.heartbeat_timeout_seconds)
-    with db.session_scope() as s:
-        outbox = s.scalars(select(Job.id).where(Job.status == "queued",
-                                                Job.enqueued_at.is_(None))).all()
-        dead = s.scalars(select(Job.id).where(
-            Job.status == "running",
-            or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale))).all()
-    for job_id in outbox:
-        try:
-            send_training(app, job_id)
-        except Exception as exc:
-            log.warning("reaper: broker still unreachable: %s", exc)
-            break
-        with db.session_scope() as s:
-            s.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
-        sent += 1
-    for job_id in dead:
-        with db.session_scope() as s:  # claim the re-send, so that one reaper sends it once
-            claimed = s.execute(update(Job).where(
-                Job.id == job_id, Job.status == "running",
-                or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale))
-                .values(heartbeat_at=utcnow())).rowcount
-        if claimed:
-            log.warning("reaper: job %s lost its worker; sending it again", job_id)
-            send_training(app, job_id)
-            resent += 1
-    return {"sent": sent, "resent": resent}
+    """One reaper pass (see ``workers.reaper``)."""
+    return reaper.reap_once(cfg, app)
 
 
 def _reaper_loop(stop: threading.Event, interval: float) -> None:
     db.configure(settings.database_url)
+    passes = reaper.Reaper(settings, celery)  # remembers what the last pass saw of the broker
     while not stop.wait(interval):
         try:
-            reap_once()
+            passes.run_once()
             sweeper.advance_all(celery, settings)
         except Exception:
             log.exception("reaper pass failed")
@@ -117,6 +87,8 @@ _stop = threading.Event()
 @signals.worker_ready.connect
 def _start_reaper(**_: Any) -> None:
     interval = float(os.environ.get("REAPER_INTERVAL_SECONDS") or 10)
+    if interval <= 0:  # at scale a few workers reap for all (every decision is fenced)
+        return
     threading.Thread(target=_reaper_loop, args=(_stop, interval), daemon=True,
                      name="reaper").start()
 

@@ -142,9 +142,49 @@ def test_resume_from_a_checkpoint_is_bit_for_bit(name: str, kernel: str) -> None
 
     resumed = backprop.train(spec, X, y, resume=saved["checkpoint"])
     np.testing.assert_array_equal(resumed.network.params, whole.network.params)
-    assert without_seconds(resumed.history) == without_seconds(whole.history)
+    # The checkpoint holds no history: the resumed run returns the epochs after it.
+    assert resumed.history[0]["epoch"] == 11
+    assert without_seconds(first.history + resumed.history) == without_seconds(whole.history)
     assert resumed.metrics == whole.metrics
     assert resumed.stop_reason == whole.stop_reason
+
+
+@pytest.mark.parametrize("name", sorted(RESUME_CONFIGS))
+def test_resume_from_every_epoch_is_bit_for_bit(name: str) -> None:
+    """Including the epoch at which early stopping decided to stop: resuming there trains no
+    further and ends with the best weights and metrics of the uninterrupted run."""
+    classification = RESUME_CONFIGS[name][1]
+    X, labels, targets = blobs()
+    y = labels if classification else targets
+    spec = resume_spec(name, classification)
+    whole = backprop.train(spec, X, y)
+    saved: dict[int, bytes] = {}
+
+    def keep(progress: Progress) -> None:
+        saved[progress.epoch] = progress.checkpoint()
+
+    backprop.train(spec, X, y, callback=keep)
+    assert sorted(saved) == list(range(1, len(whole.history) + 1))
+    for epoch, checkpoint in saved.items():
+        resumed = backprop.train(spec, X, y, resume=checkpoint)
+        np.testing.assert_array_equal(resumed.network.params, whole.network.params)
+        assert without_seconds(resumed.history) == without_seconds(whole.history[epoch:])
+        assert (resumed.metrics, resumed.stop_reason) == (whole.metrics, whole.stop_reason)
+
+
+def test_a_checkpoint_does_not_grow_with_the_epochs() -> None:
+    X, labels, _ = blobs()
+    spec = resume_spec("sgd-momentum-shuffle-minibatch-validation-es-plateau", True)
+    spec["training"].update(epochs=400, early_stopping={"patience": 1000})
+    sizes: dict[int, int] = {}
+
+    def size(progress: Progress) -> None:
+        if progress.epoch in (1, 10, 400):
+            sizes[progress.epoch] = len(progress.checkpoint())
+
+    backprop.train(spec, X, labels, callback=size)
+    # the same arrays; only the digits of a few numbers in its JSON header differ
+    assert max(sizes.values()) < 1.05 * min(sizes.values()), sizes
 
 
 def test_the_resume_configurations_exercise_their_features() -> None:
@@ -416,7 +456,8 @@ def test_checkpoint_restore_on_a_fresh_trainer_continues_identically(kernel: str
     data = half.checkpoint()
     fresh = make_trainer(config)
     fresh.restore(data)
-    assert fresh.epoch == 4 and len(fresh.history) == 4
+    assert fresh.epoch == 4 and fresh.history == []  # the state, not the history
     fresh.fit(X, Y)
     np.testing.assert_array_equal(fresh.network.params, whole.network.params)
-    assert without_seconds(fresh.history) == without_seconds(whole.history)
+    assert without_seconds(half.history + fresh.history) == without_seconds(whole.history)
+    assert without_seconds([fresh.best_record()]) == without_seconds([whole.best_record()])

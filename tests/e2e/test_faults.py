@@ -196,3 +196,188 @@ def test_a_job_over_its_time_limit_fails_saying_so(tmp_path: Path) -> None:
         assert "TASK_SOFT_TIME_LIMIT" in job["error"]["detail"]
     finally:
         s.stop()
+
+
+# -- what the broker forgets or delivers twice, and long epochs ------------------------------
+
+
+def start_worker(stack: Stack, name: str) -> subprocess.Popen[bytes]:
+    """Another worker process beside the stack's (what scaling out runs), ready to consume."""
+    from service.config import Settings
+    from service.run import ROOT, commands
+
+    cmd = [*commands(Settings.from_env(), stack.port, 1)["worker"], "-n", f"{name}@%h"]
+    log_path = Path(stack.env["DATA_DIR"]) / f"{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, env=stack.env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while "ready." not in log_path.read_text(errors="replace"):
+        assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def checkpoint_rows(stack: Stack) -> tuple[int, int]:
+    """(jobs that reference a checkpoint, blobs that nothing references)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(stack.database_url)
+    with engine.connect() as conn:
+        referenced = conn.scalar(text("SELECT count(*) FROM jobs "
+                                      "WHERE checkpoint_blob_id IS NOT NULL"))
+        orphans = conn.scalar(text(
+            "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM datasets) "
+            "AND id NOT IN (SELECT blob_id FROM models) AND id NOT IN "
+            "(SELECT checkpoint_blob_id FROM jobs WHERE checkpoint_blob_id IS NOT NULL)"))
+    engine.dispose()
+    return referenced, orphans
+
+
+def test_cancel_after_a_lost_worker_leaves_no_checkpoint(fault_stack: Stack,
+                                                         dataset_id: str) -> None:
+    spec = {**SPEC, "training": {**SPEC["training"], "epochs": 2000}}
+    job_id = start_job(fault_stack, dataset_id, spec)
+    wait_epoch(fault_stack, job_id, 5)  # a checkpoint at 3
+    os.killpg(fault_stack.procs["worker"].pid, signal.SIGKILL)
+    fault_stack.procs["worker"].wait()
+    assert checkpoint_rows(fault_stack)[0] == 1
+    assert fault_stack.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
+    fault_stack.start(ready_timeout=None, only=("worker",))
+    job = fault_stack.wait_job(job_id, timeout=60)
+    assert job["status"] == "cancelled", job
+    assert checkpoint_rows(fault_stack) == (0, 0)
+
+
+@pytest.fixture()
+def pair_stack(tmp_path: Path) -> Iterator[Stack]:
+    """Two idle worker processes, a heartbeat timeout of 1 s: whatever is sent twice or looks
+    stale is picked up at once by the other worker."""
+    data_dir = tmp_path
+    s = Stack(data_dir, f"sqlite:///{data_dir / 'service.db'}", "filesystem://",
+              CHECKPOINT_EVERY_EPOCHS="3", HEARTBEAT_TIMEOUT_SECONDS="1",
+              FLUSH_EVERY_SECONDS="0.25", REAPER_INTERVAL_SECONDS="0.3", MAX_ATTEMPTS="3",
+              BLAS_THREADS="1")
+    s.start()
+    second = start_worker(s, "second")
+    yield s
+    stop_worker(second)
+    s.stop()
+
+
+def test_an_epoch_longer_than_the_heartbeat_timeout_is_not_a_dead_worker(
+        pair_stack: Stack) -> None:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(20000, 24)).round(3)
+    r = pair_stack.post("/v1/datasets", json={"name": "wide", "inputs": X.tolist(),
+                                              "targets": X[:, :1].tolist()})
+    assert r.status_code == 201, r.text
+    spec = {"network": {"layers": [{"units": 1024}, {"units": 1024}, {"units": 1}]},
+            "training": {"epochs": 3, "batch_size": "full", "seed": 1}}
+    job = pair_stack.wait_job(start_job(pair_stack, r.json()["id"], spec), timeout=300)
+    rows = pair_stack.get(f"/v1/jobs/{job['id']}/history").json()["items"]
+    assert max(row["seconds"] for row in rows) > 1.0, "the epochs must outlast the timeout"
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 1, job  # never re-sent, never trained twice
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+
+
+def test_the_task_of_a_running_job_sent_again_changes_nothing(pair_stack: Stack) -> None:
+    from service.config import Settings
+    from service.queue import make_celery, send_training
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(6000, 24)).round(4)
+    y = (np.sin(X[:, :3].sum(axis=1)) + 0.1 * X[:, 3]).round(4).reshape(-1, 1)
+    ds = pair_stack.post("/v1/datasets", json={"name": "wave", "inputs": X.tolist(),
+                                               "targets": y.tolist()}).json()["id"]
+    reference = pair_stack.wait_job(start_job(pair_stack, ds))
+    assert reference["status"] == "succeeded", reference
+
+    app = make_celery(Settings.from_env(broker_url=pair_stack.broker_url,
+                                        data_dir=Path(pair_stack.env["DATA_DIR"])))
+    job_id = start_job(pair_stack, ds)
+    for epoch in (4, 8, 12, 16):  # past checkpoints at 3, 6, 9, ...: the idle worker takes it
+        assert wait_epoch(pair_stack, job_id, epoch)["status"] == "running"
+        send_training(app, job_id)
+    job = pair_stack.wait_job(job_id)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 1
+    assert history_epochs(pair_stack, job_id) == list(range(1, 31))
+    np.testing.assert_array_equal(params(pair_stack, job["model_id"]),
+                                  params(pair_stack, reference["model_id"]))
+    logs = "".join((Path(pair_stack.env["DATA_DIR"]) / name).read_text(errors="replace")
+                   for name in ("worker.log", "second.log"))
+    assert logs.count("dropping the duplicate delivery") >= 4, logs[-4000:]
+    assert checkpoint_rows(pair_stack) == (0, 0)
+
+
+@pytest.fixture()
+def private_redis(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A redis-server of this test's own, without persistence, and a way to restart it."""
+    from .conftest import free_port
+
+    port = free_port()
+    cmd = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+           "--dir", str(tmp_path)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL)]
+
+    def wait_up() -> None:
+        import redis
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=port).ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+
+    def restart() -> None:
+        procs[-1].kill()  # no persistence: everything it held is gone
+        procs[-1].wait()
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
+        wait_up()
+
+    wait_up()
+    yield f"redis://127.0.0.1:{port}/0", restart
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_queued_jobs_run_after_the_broker_forgot_them(private_redis: tuple[str, Any],
+                                                       tmp_path: Path) -> None:
+    import redis
+
+    broker, restart = private_redis
+    s = Stack(tmp_path, f"sqlite:///{tmp_path / 'service.db'}", broker,
+              REAPER_INTERVAL_SECONDS="1").start()
+    try:
+        ds = s.post("/v1/datasets", json={"name": "xor", "inputs": [[0, 0], [0, 1], [1, 0],
+                                                                     [1, 1]],
+                                          "targets": [[0], [1], [1], [0]]}).json()["id"]
+        stop_worker(s.procs["worker"])
+        small = {"network": {"layers": [{"units": 4}, {"units": 1}]},
+                 "training": {"epochs": 3, "batch_size": "full"}}
+        ids = [start_job(s, ds, small) for _ in range(4)]
+        assert redis.Redis.from_url(broker).llen("training") == 4
+        restart()
+        assert redis.Redis.from_url(broker).llen("training") == 0
+        s.start(ready_timeout=None, only=("worker",))
+        for job_id in ids:
+            job = s.wait_job(job_id, timeout=60)
+            assert job["status"] == "succeeded" and job["attempts"] == 1, job
+    finally:
+        s.stop()
