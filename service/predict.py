@@ -145,7 +145,10 @@ def predict(model: Model, X: np.ndarray) -> dict[str, Any]:
     """The answer for rows ``X`` ``(n, inputs)``, as arrays (the JSON provider writes them)."""
     started = time.perf_counter()
     with np.errstate(all="ignore"):  # overflow is answered below, not raised as a warning
-        out = model.predict(X)
+        # float64 for the answer: orjson writes a float32 in its shortest float32 form, which a
+        # client reads back as a different double; a float64 round-trips exactly, so a client's
+        # numbers equal the engine's (and a downloaded model's) bit for bit.
+        out = model.predict(X).astype(np.float64, copy=False)
     metrics.observe_prediction(time.perf_counter() - started, len(X))
     finite = np.isfinite(out).all(axis=1)
     if not finite.all():
