@@ -125,6 +125,8 @@ class Follower:
                         if ev.event == "end":
                             self.ended = True
                             return
+                        if deadline is not None and time.monotonic() >= deadline:
+                            raise TimeoutError  # events keep coming, but the time is up
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
                 if deadline is not None and time.monotonic() >= deadline:

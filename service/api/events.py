@@ -51,7 +51,8 @@ def _resume_point(query: EventsQuery, header: EventsHeader) -> int | None:
     return query.after
 
 
-@bp.get("/jobs/<job_id>/events",
+@bp.get("/jobs/<job_id>/events", operation_id="get_job_events",
+        summary="Follow a job live (server-sent events)",
         responses={200: STREAM_DOC, 429: Problem,
                    204: {"description": "A reconnect after the end: nothing more to send "
                          "(browsers then stop reconnecting)."}})
