@@ -16,11 +16,14 @@ import pytest
 
 from .conftest import Stack
 
+# Long enough that a job is still running when a test kills or cancels it on a quiet machine
+# (a 30-epoch job could finish between two polls).
+EPOCHS = 150
 SPEC: dict[str, Any] = {
     "network": {"layers": [{"units": 96, "activation": "tanh"},
                            {"units": 96, "activation": "relu"}, {"units": 1}]},
     "training": {"optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
-                 "epochs": 30, "batch_size": 32, "seed": 5, "validation_split": 0.1},
+                 "epochs": EPOCHS, "batch_size": 32, "seed": 5, "validation_split": 0.1},
 }
 
 
@@ -96,7 +99,7 @@ def test_killed_pool_process_resumes_from_checkpoint(fault_stack: Stack,
     job = fault_stack.wait_job(job_id)
     assert job["status"] == "succeeded", job
     assert job["attempts"] == 2
-    assert history_epochs(fault_stack, job_id) == list(range(1, 31))  # no gap, no duplicate
+    assert history_epochs(fault_stack, job_id) == list(range(1, EPOCHS + 1))  # no gap, no duplicate
     np.testing.assert_array_equal(params(fault_stack, job["model_id"]),
                                   params(fault_stack, reference["model_id"]))
 
@@ -113,7 +116,7 @@ def test_killed_worker_process_is_reaped_and_resumed(fault_stack: Stack,
     job = fault_stack.wait_job(job_id)
     assert job["status"] == "succeeded", job
     assert job["attempts"] == 2
-    assert history_epochs(fault_stack, job_id) == list(range(1, 31))
+    assert history_epochs(fault_stack, job_id) == list(range(1, EPOCHS + 1))
 
 
 def test_a_job_that_keeps_killing_its_worker_fails_with_a_reason(fault_stack: Stack,
@@ -313,7 +316,7 @@ def test_the_task_of_a_running_job_sent_again_changes_nothing(pair_stack: Stack)
     job = pair_stack.wait_job(job_id)
     assert job["status"] == "succeeded", job
     assert job["attempts"] == 1
-    assert history_epochs(pair_stack, job_id) == list(range(1, 31))
+    assert history_epochs(pair_stack, job_id) == list(range(1, EPOCHS + 1))
     np.testing.assert_array_equal(params(pair_stack, job["model_id"]),
                                   params(pair_stack, reference["model_id"]))
     logs = "".join((Path(pair_stack.env["DATA_DIR"]) / name).read_text(errors="replace")
