@@ -133,6 +133,9 @@ def stream(job_id: str, after: int, settings: Settings, stream_id: str | None = 
             if len(rows) == PAGE:
                 continue  # more history waiting: no sleep
             if out["status"] != status:
+                if status == "queued" and out["status"] in jobs.FINISHED and out["started_at"]:
+                    # it started and ended between two reads: the change to running happened
+                    yield _event("status", {**out, "status": "running"}, after)
                 status = out["status"]
                 yield _event("status", out, after)
             if status in jobs.FINISHED:

@@ -43,7 +43,7 @@ class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         body: dict[str, Any] = {"time": _time(record), "level": record.levelname,
                                 "logger": record.name, "message": record.getMessage(),
-                                **_fields(record)}
+                                "pid": record.process, **_fields(record)}
         if record.exc_info:
             body["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(body, default=str).decode()
