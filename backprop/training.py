@@ -265,6 +265,8 @@ class Trainer:
                     "learning_rate": rates[e],
                     "seconds": seconds,
                 })
+            if done:
+                self.last_row = self.history[-1]  # what best_record and checkpoints report
             self.epoch = first + done
             opt.learning_rate = rates[min(done, count - 1)]
             if done < count:  # diverged: the generator as if that epoch had been the last
