@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
-from .schemas import Id, Input, JobCreate, ListQuery, Number, Storable
+from .schemas import EpochCursor, Id, Input, JobCreate, ListQuery, Number, Storable
 
 MAX_TRIALS = 1000
 MAX_CONCURRENT = 64
@@ -88,6 +88,11 @@ class SweepPath(BaseModel):
 
 class SweepListQuery(ListQuery):
     status: Literal["running", "succeeded", "failed", "cancelled"] | None = None
+
+
+class TrialQuery(Input):
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    cursor: EpochCursor | None = None  # an offset into the leaderboard (a next_cursor)
 
 
 class BestTrial(BaseModel):

@@ -8,9 +8,8 @@ from flask import current_app, url_for
 from sqlalchemy import select
 
 from .. import db, jobs, sweeps
-from ..errors import APIError
 from ..models import Job, Sweep
-from ..schemas import ListQuery, Problem
+from ..schemas import Problem
 from ..sweep_schemas import (
     SweepCreate,
     SweepListQuery,
@@ -18,6 +17,7 @@ from ..sweep_schemas import (
     SweepPage,
     SweepPath,
     TrialPage,
+    TrialQuery,
 )
 from .common import accepts, blueprint, newest_first, owned, page, settings, tenant
 
@@ -71,18 +71,11 @@ def get_sweep(path: SweepPath) -> Any:
 
 @bp.get("/sweeps/<sweep_id>/trials", operation_id="list_sweep_trials", summary="Trials of a sweep",
         responses={200: TrialPage})
-def list_trials(path: SweepPath, query: ListQuery) -> Any:
+def list_trials(path: SweepPath, query: TrialQuery) -> Any:
     """The leaderboard: succeeded trials by the metric (best first), then the others."""
     sweep = owned(Sweep, path.sweep_id, "sweep")
     ranked = sweeps.leaderboard(sweep, _trials(sweep))
-    start = 0
-    if query.cursor:
-        if not (query.cursor.isascii() and query.cursor.isdigit()) or \
-                int(query.cursor) > len(ranked):
-            raise APIError(422, "Unprocessable Content", "cursor must be a next_cursor value "
-                           "from a previous page", errors=[{"loc": ["query", "cursor"],
-                                                            "msg": "not a valid cursor"}])
-        start = int(query.cursor)
+    start = int(query.cursor) if query.cursor else 0  # plain ASCII digits, by the schema
     items = [sweeps.trial_out(sweep, t) for t in ranked[start:start + query.limit + 1]]
     result = page(items, query.limit, lambda _: "")
     if result["next_cursor"] is not None:
