@@ -103,6 +103,15 @@ def check_memory(spec: dict[str, Any], rows: int, budget: int) -> None:
                   f"{change}")
 
 
+def resolved_spec(body: JobCreate, ds: Dataset, limits: Limits) -> dict[str, Any]:
+    """The job's full spec on ``ds`` (every default filled in), within the limits; raises the
+    ``SpecError`` or problem a bad spec gets."""
+    spec = resolve_spec(body.engine_spec(), n_inputs=ds.features, n_outputs=ds.outputs,
+                        task=ds.task, n_rows=ds.rows)
+    check_limits(spec, ds, limits)
+    return spec
+
+
 def find_idempotent(s: Session, tenant_id: str, key: str, body: JobCreate) -> Job | None:
     job = s.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
     if job is None:
@@ -142,9 +151,7 @@ def create(s: Session, tenant_id: str, body: JobCreate, limits: Limits,
         ds = s.get(Dataset, body.dataset_id)
         if ds is None or ds.tenant_id != tenant_id:
             raise invalid(["dataset_id"], f"no dataset with id {body.dataset_id!r}")
-    spec = resolve_spec(body.engine_spec(), n_inputs=ds.features, n_outputs=ds.outputs,
-                        task=ds.task, n_rows=ds.rows)
-    check_limits(spec, ds, limits)
+    spec = resolved_spec(body, ds, limits)
     job = Job(id=new_id("job"), tenant_id=tenant_id, dataset_id=ds.id, status="queued",
               spec=spec, epochs=spec["training"]["epochs"], idempotency_key=idempotency_key,
               request_hash=_request_hash(body) if idempotency_key else None)

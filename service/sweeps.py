@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from backprop import SpecError, resolve_spec
+from backprop import SpecError
 
 from . import datasets, jobs, sweep_pruning, sweep_space
 from .config import Limits
@@ -51,11 +51,7 @@ def _located(exc: Exception, prefix: list[str | int]) -> APIError:
 
 def _check_body(body: dict[str, Any], ds: Dataset, limits: Limits) -> dict[str, Any]:
     """The resolved spec of one trial body; raises what the job endpoint would."""
-    parsed = JobCreate.model_validate(body)
-    spec = resolve_spec(parsed.engine_spec(), n_inputs=ds.features, n_outputs=ds.outputs,
-                        task=ds.task)
-    jobs.check_limits(spec, ds, limits)
-    return spec
+    return jobs.resolved_spec(JobCreate.model_validate(body), ds, limits)
 
 
 def create(s: Session, tenant_id: str, body: SweepCreate, limits: Limits) -> Sweep:
