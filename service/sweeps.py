@@ -185,7 +185,7 @@ def advance(s: Session, sweep_id: str, limits: Limits) -> list[str]:
             (new if job.status == "queued" else trials).append(job)
             number += 1
         exhausted = number >= spec["max_trials"] or (
-            spec["strategy"] == "grid" and _propose(sweep, trials, number) is None)
+            spec["strategy"] == "grid" and number >= sweep_space.grid_size(spec["space"]))
         values["trials_created"] = number
         if not active and not new and exhausted:
             values.update(_outcome(sweep, trials))
