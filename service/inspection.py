@@ -3,7 +3,8 @@ rows (``training.diagnostics``), the findings drawn from them and from the histo
 and the model's ``warnings``), the gradient-check report and the validation evaluation.
 
 The runner calls ``records`` as epochs finish, ``forget_after`` when a new attempt resumes from a
-checkpoint, and ``reports`` when the job ends; the API reads ``page``.
+checkpoint, and ``reports`` when the job ends; the API reads ``page``, the event stream
+``between``.
 """
 
 from __future__ import annotations
@@ -47,25 +48,35 @@ def layer_out(r: Any) -> dict[str, Any]:
             **{key: getattr(r, col) for key, col in COLUMNS.items()}}
 
 
+def between(s: Session, job_id: str, after: int, upto: int) -> list[dict[str, Any]]:
+    """The recorded epochs in ``(after, upto]``, each ``{"epoch", "layers": [...]}``."""
+    items: list[dict[str, Any]] = []
+    for r in s.scalars(select(DiagnosticRecord)
+                       .where(DiagnosticRecord.job_id == job_id, DiagnosticRecord.epoch > after,
+                              DiagnosticRecord.epoch <= upto)
+                       .order_by(DiagnosticRecord.epoch, DiagnosticRecord.layer)):
+        if not items or items[-1]["epoch"] != r.epoch:
+            items.append({"epoch": r.epoch, "layers": []})
+        items[-1]["layers"].append(layer_out(r))
+    return items
+
+
 def page(s: Session, job_id: str, after: int, limit: int) -> dict[str, Any]:
     """Up to ``limit`` epochs after ``after``, each ``{"epoch", "layers": [...]}``."""
     epochs = s.scalars(select(DiagnosticRecord.epoch).distinct()
                        .where(DiagnosticRecord.job_id == job_id, DiagnosticRecord.epoch > after)
                        .order_by(DiagnosticRecord.epoch).limit(limit + 1)).all()
     shown = epochs[:limit]
-    items: list[dict[str, Any]] = []
-    if shown:
-        rows = s.scalars(select(DiagnosticRecord)
-                         .where(DiagnosticRecord.job_id == job_id,
-                                DiagnosticRecord.epoch >= shown[0],
-                                DiagnosticRecord.epoch <= shown[-1])
-                         .order_by(DiagnosticRecord.epoch, DiagnosticRecord.layer)).all()
-        for r in rows:
-            if not items or items[-1]["epoch"] != r.epoch:
-                items.append({"epoch": r.epoch, "layers": []})
-            items[-1]["layers"].append(layer_out(r))
+    items = between(s, job_id, shown[0] - 1, shown[-1]) if shown else []
     more = len(epochs) > limit
     return {"items": items, "next_cursor": str(shown[-1]) if more else None}
+
+
+def pending(s: Session, job_id: str, after: int, upto: int) -> bool:
+    """Whether any epoch in ``(after, upto]`` recorded diagnostics."""
+    return s.scalar(select(DiagnosticRecord.epoch).where(
+        DiagnosticRecord.job_id == job_id, DiagnosticRecord.epoch > after,
+        DiagnosticRecord.epoch <= upto).limit(1)) is not None
 
 
 def findings(s: Session, job_id: str) -> list[dict[str, Any]]:

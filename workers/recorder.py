@@ -118,9 +118,9 @@ class Recorder:
         if self.origin is None:  # the first epoch's own time gives a first rate
             self.origin = (at - 1.0, now - record["seconds"])
         self.position = (at, now)  # before the row: a flush that writes it has an ETA
-        self.items.append(record)
-        if progress.diagnostics:
+        if progress.diagnostics:  # before its row: never committed after it (event streams)
             self.items.append(Diagnostics(progress.epoch, progress.diagnostics))
+        self.items.append(record)
         if len(self.items) >= BATCH_ROWS:  # fast epochs: write while training goes on
             self._wake.set()
         s, (last_epoch, last_time) = self.settings, self.last_checkpoint

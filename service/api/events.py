@@ -26,29 +26,34 @@ class EventsQuery(Input):
 
 class EventsHeader(BaseModel):
     model_config = ConfigDict(extra="allow")
-    last_event_id: Annotated[str, Field(max_length=20)] | None = Field(
-        None, alias="Last-Event-ID", description="Resume after this event id (an epoch); "
-        "browsers send it when they reconnect.")
+    last_event_id: Annotated[str, Field(max_length=24)] | None = Field(
+        None, alias="Last-Event-ID", description="Resume after this event id (`N`, an epoch's "
+        "row, or `N.d`, its diagnostics); browsers send it when they reconnect.")
 
 
 STREAM_DOC = {
     "description": "Server-sent events: `event: epoch` (a history row with `progress`; `id:` "
-                   "is the epoch), `event: status` (the job, at the start and on every status "
-                   "change), and a last `event: end` (the final job). A comment line every "
+                   "is the epoch `N`); for a job with `training.diagnostics`, right after the "
+                   "row of each recorded epoch `event: diagnostics` (`{\"epoch\", \"layers\"}`, "
+                   "an item of `GET /v1/jobs/{id}/diagnostics`; `id: N.d`); `event: status` "
+                   "(the job, at the start and on every status change), and a last "
+                   "`event: end` (the final job, with its `warnings`). A comment line every "
                    "~15 s (STREAM_KEEPALIVE_SECONDS); the server closes the stream after "
-                   "STREAM_MAX_SECONDS and the client resumes with `Last-Event-ID`.",
+                   "STREAM_MAX_SECONDS and the client resumes with `Last-Event-ID`: after "
+                   "`N` it gets epoch N's diagnostics (if any) and what follows, after `N.d` "
+                   "(or `?after=N`) what follows epoch N.",
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
 }
 
 
-def _resume_point(query: EventsQuery, header: EventsHeader) -> int | None:
+def _resume_point(query: EventsQuery, header: EventsHeader) -> events.Resume | None:
     if header.last_event_id is not None:
-        value = header.last_event_id.strip()
-        if not value.isdigit():
-            raise invalid(["header", "Last-Event-ID"], "must be an event id (an epoch number) "
-                          "from this stream")
-        return int(value)
-    return query.after
+        resume = events.Resume.parse(header.last_event_id)
+        if resume is None:
+            raise invalid(["header", "Last-Event-ID"], "must be an event id from this stream "
+                          "(an epoch number N, or N.d)")
+        return resume
+    return None if query.after is None else events.Resume(query.after)
 
 
 @bp.get("/jobs/<job_id>/events", operation_id="get_job_events",
@@ -62,16 +67,17 @@ def job_events(path: JobPath, query: EventsQuery, header: EventsHeader) -> Any:
 
     Resumes without a gap or a duplicate after `Last-Event-ID` (or `?after=N`); a client that
     connects after the end gets the whole history and the end; a reconnect after the end (an id
-    at or past the last epoch) gets `204`. At most STREAMS_PER_KEY streams per API key are open
+    at or past the last event) gets `204`. At most STREAMS_PER_KEY streams per API key are open
     at once (`429`)."""
     job = owned(Job, path.job_id, "job")
     after = _resume_point(query, header)
     if job.status in jobs.FINISHED and after is not None and \
-            after >= events.last_epoch(db.request_session(), job.id):
+            events.nothing_after(db.request_session(), job.id, after):
         return Response(status=204)
     db.close_request_session()  # no session is held while the stream runs
     cfg = settings()
     stream_id = events.open_stream(key_id(), job.id, cfg)
-    body = events.Closing(events.stream(job.id, after or 0, cfg, stream_id), stream_id)
+    body = events.Closing(events.stream(job.id, after or events.Resume(), cfg, stream_id),
+                          stream_id)
     return Response(body, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
