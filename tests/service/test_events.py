@@ -33,7 +33,9 @@ def events_of(client: Any, url: str, **kwargs: Any) -> list[dict[str, Any]]:
     assert resp.mimetype == "text/event-stream"
     assert resp.headers["X-Accel-Buffering"] == "no"
     assert resp.headers["Cache-Control"] == "no-store"
-    return parse(resp.get_data(as_text=True))
+    body = resp.get_data(as_text=True)
+    resp.close()  # frees its place under STREAMS_PER_KEY
+    return parse(body)
 
 
 def test_finished_job_streams_its_whole_history_then_the_end(app: Any, client: Any,
@@ -162,3 +164,90 @@ def test_wake_with_redis_delivers_a_notification(redis_url: str) -> None:
             assert waiter.event.is_set(), "woken by the notification, not by the timeout"
     finally:
         wake.configure("")
+
+
+DIAGNOSED = {**QUICK, "epochs": 9, "diagnostics": {"every": 3}}
+
+
+def _kinds(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["event"], e.get("id", "")) for e in events if e.get("event") in
+            ("epoch", "diagnostics")]
+
+
+def test_diagnostics_follow_the_row_of_their_epoch_and_resume_exactly(
+        app: Any, client: Any, auth: dict[str, str]) -> None:
+    job = train(app, client, auth, XOR, [{"units": 3, "activation": "relu"}, {"units": 1}],
+                DIAGNOSED)
+    url = f"/v1/jobs/{job['id']}/events"
+    events = events_of(client, url, headers=auth)
+    rows = [("epoch", str(e)) for e in range(1, 10)]
+    for epoch in (9, 6, 3):  # each recorded epoch's diagnostics right after its row
+        rows.insert(epoch, ("diagnostics", f"{epoch}.d"))
+    assert _kinds(events) == rows
+    recorded = walk(client, auth, f"/v1/jobs/{job['id']}/diagnostics", 100)
+    assert [e["data"] for e in named(events, "diagnostics")] == recorded
+    assert [r["layer"] for r in recorded[0]["layers"]] == [0, 1]
+    end = events[-1]
+    assert end["event"] == "end" and end["id"] == "9.d"
+    assert end["data"]["warnings"] == job["warnings"]
+
+    def resumed(**kwargs: Any) -> list[tuple[str, str]]:
+        got = events_of(client, url, **kwargs)
+        assert got[-1]["event"] == "end"
+        return _kinds(got)
+
+    # after the row of 6 (its diagnostics not seen yet): they come first
+    assert resumed(headers={**auth, "Last-Event-ID": "6"}) == rows[rows.index(("epoch", "6")) + 1:]
+    # after the diagnostics of 6, or after epoch 6: the next row
+    tail = rows[rows.index(("diagnostics", "6.d")) + 1:]
+    assert tail[0] == ("epoch", "7")
+    assert resumed(headers={**auth, "Last-Event-ID": "6.d"}) == tail
+    assert resumed(headers=auth, query_string={"after": 6}) == tail
+    assert resumed(headers=auth, query_string={"after": 5}) == rows[rows.index(("epoch", "6")):]
+    # the last epoch's row seen but not its diagnostics: not the end yet
+    assert resumed(headers={**auth, "Last-Event-ID": "9"}) == [("diagnostics", "9.d")]
+    assert client.get(url, headers={**auth, "Last-Event-ID": "9.d"}).status_code == 204
+    assert client.get(url + "?after=9", headers=auth).status_code == 204
+    for bad in ("6.x", "6.", ".d", "6.d.d"):
+        body = problem(client.get(url, headers={**auth, "Last-Event-ID": bad}), 422)
+        assert body["errors"][0]["loc"] == ["header", "Last-Event-ID"]
+
+
+def test_a_job_without_diagnostics_streams_none(app: Any, client: Any,
+                                                auth: dict[str, str]) -> None:
+    job = train(app, client, auth, XOR, training={**QUICK, "epochs": 4})
+    events = events_of(client, f"/v1/jobs/{job['id']}/events", headers=auth)
+    assert not named(events, "diagnostics") and len(named(events, "epoch")) == 4
+    assert events[-1]["id"] == "4"
+
+
+def _add_diagnostics(job_id: str, epoch: int) -> None:
+    from service import db, inspection
+
+    layers = [{"layer": i, "activation": "tanh", "grad_norm_W": 0.5 + i, "grad_norm_b": 0.1,
+               "weight_norm": 1.0, "update_ratio": 0.01, "activation_mean": 0.0,
+               "activation_std": 0.3, "dead_fraction": None, "saturated_fraction": 0.0}
+              for i in range(2)]
+    with db.session_scope() as s:
+        s.add_all(inspection.records(job_id, [(epoch, layers)]))
+
+
+def test_a_running_job_streams_diagnostics_with_their_row(app: Any, client: Any,
+                                                          auth: dict[str, str]) -> None:
+    ds = make_dataset(client, auth)
+    job = make_job(client, auth, ds["id"], training={**QUICK, "epochs": 10,
+                                                     "diagnostics": {"every": 1}})
+    url = f"/v1/jobs/{job['id']}/events"
+    _add_diagnostics(job["id"], 1)
+    _add_diagnostics(job["id"], 2)  # committed before its row (the recorder's order)
+    writer = threading.Timer(0.3, _add_rows, (job["id"], range(1, 2)))
+    writer.start()
+    events = events_of(client, url, headers=auth)
+    writer.join()
+    assert _kinds(events) == [("epoch", "1"), ("diagnostics", "1.d")]  # not 2: no row yet
+    assert named(events, "status")[-1]["id"] == "1.d"
+    assert [r["grad_norm_W"] for r in named(events, "diagnostics")[0]["data"]["layers"]] == \
+        [0.5, 1.5]
+    _add_rows(job["id"], range(2, 4))
+    events = events_of(client, url, headers={**auth, "Last-Event-ID": "1.d"})
+    assert _kinds(events) == [("epoch", "2"), ("diagnostics", "2.d"), ("epoch", "3")]
