@@ -1,5 +1,6 @@
 """Finishing the generated OpenAPI document: problem-details error responses as they are really
-sent, bearer auth on ``/v1``, both body types of the dataset upload, and clean operations for
+sent, bearer auth on ``/v1``, both body types of the dataset upload, the data of each event of
+the job event stream (``x-events``), and clean operations for
 generated clients (each route names its ``operation_id`` and ``summary``; descriptions are the
 view's docstring as prose)."""
 
@@ -31,6 +32,25 @@ SERVER_ERRORS = {
     "408": "The request did not arrive in time (CLIENT_TIMEOUT_SECONDS)",
     "414": "Request line (URL) too long",
     "431": "Too many header fields, or one too large",
+}
+
+
+EVENTS_PATH = "/v1/jobs/{job_id}/events"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+# The JSON in each event's ``data:`` line, by event name (OpenAPI 3.1 has no field for it).
+STREAM_EVENTS = {
+    "epoch": {"allOf": [_ref("HistoryRow")], "description": "A history row, with `progress` "
+              "(`{epoch, epochs, fraction, eta_seconds}`); `id: N`."},
+    "diagnostics": {"allOf": [_ref("DiagnosticsEpoch")], "description": "Right after the row "
+                    "of an epoch that recorded diagnostics (`training.diagnostics`); `id: N.d`."},
+    "status": {"allOf": [_ref("JobOut")], "description": "At the start and on each change."},
+    "end": {"allOf": [_ref("JobOut")], "description": "The final job (with its `warnings`); "
+            "the last event."},
 }
 
 
@@ -90,6 +110,8 @@ def finish_document(doc: dict[str, Any]) -> None:
             for code in wanted:
                 responses.setdefault(code, _problem_response(ERRORS[code]))
             op["security"] = [{"bearer": []}]
+            if path == EVENTS_PATH and method == "get":
+                responses["200"]["content"]["text/event-stream"]["x-events"] = STREAM_EVENTS
             if path == "/v1/datasets" and method == "post":
                 op["requestBody"] = {
                     "required": True,

@@ -139,6 +139,16 @@ def test_openapi_dataset_upload_takes_json_and_csv(doc: dict[str, Any]) -> None:
     assert {"200", "202"} <= set(doc["paths"]["/v1/jobs"]["post"]["responses"])
 
 
+def test_openapi_names_the_data_of_each_stream_event(doc: dict[str, Any]) -> None:
+    op = doc["paths"]["/v1/jobs/{job_id}/events"]["get"]
+    events = op["responses"]["200"]["content"]["text/event-stream"]["x-events"]
+    assert set(events) == {"epoch", "diagnostics", "status", "end"}
+    refs = {name: e["allOf"][0]["$ref"].rsplit("/", 1)[-1] for name, e in events.items()}
+    assert refs["diagnostics"] == "DiagnosticsEpoch" and refs["end"] == "JobOut"
+    assert set(refs.values()) <= set(doc["components"]["schemas"])
+    assert "N.d" in op["responses"]["200"]["description"]
+
+
 # -- interactive docs --------------------------------------------------------------------------
 
 
