@@ -14,7 +14,7 @@ import numpy as np
 from .errors import JobCancelled, JobFailed, WaitTimeout
 from .progress import ProgressBar
 from .resources import Dataset, Job
-from .stream import Follower, NoStream
+from .stream import Event, Follower, NoStream
 
 if TYPE_CHECKING:
     from .client import Client
@@ -143,6 +143,26 @@ class Jobs:
         return {col: np.asarray([np.nan if r.get(col) is None else r[col] for r in rows],
                                 dtype=np.int64 if col == "epoch" else np.float64)
                 for col in HISTORY_COLUMNS}
+
+    def diagnostics(self, job_id: str, *, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Per-layer diagnostics of each recorded epoch (jobs with ``diagnostics={"every": k}``),
+        in order: ``{"epoch", "layers": [{"layer", "activation", "grad_norm_W", ...}]}``."""
+        yield from self._client.transport.pages(f"/v1/jobs/{job_id}/diagnostics",
+                                                {"limit": page_size})
+
+    def events(self, job_id: str, timeout: float | None = None) -> Iterator[Event]:
+        """The job's events live, resumed across dropped connections, until its end:
+        ``epoch`` (a history row), ``diagnostics`` (after the row of an epoch that recorded
+        them), ``status`` and a last ``end`` (the job); ``ev.json()`` is the data. Returns at
+        once when the job ended before (a ``204``); ``NoStream`` when the service has no
+        stream; ``TimeoutError`` after ``timeout`` seconds.
+
+        >>> for ev in client.jobs.events(job.id):
+        ...     if ev.event == "diagnostics":
+        ...         print(ev.json()["epoch"], [r["grad_norm_W"] for r in ev.json()["layers"]])
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        yield from Follower(self._client.transport, job_id).events(deadline)
 
     def wait(self, job_id: str, timeout: float | None = None, progress: bool = True) -> Job:
         """Block until the job ends and return it; raise ``JobFailed`` / ``JobCancelled`` (with

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import backprop
 
     from .client import Client
+    from .stream import Event
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -94,6 +95,14 @@ class Job:
 
     def history_arrays(self) -> dict[str, np.ndarray]:
         return self._client.jobs.history_arrays(self.id)
+
+    def diagnostics(self) -> Iterator[dict[str, Any]]:
+        """Per-layer diagnostics of each recorded epoch; see ``Jobs.diagnostics``."""
+        return self._client.jobs.diagnostics(self.id)
+
+    def events(self, timeout: float | None = None) -> Iterator[Event]:
+        """The job's events live until its end; see ``Jobs.events``."""
+        return self._client.jobs.events(self.id, timeout=timeout)
 
     def model(self) -> Model:
         """The model this job made (a succeeded job; a cancelled one keeps what it learnt when

@@ -66,6 +66,22 @@ def test_wait_follows_the_stream_across_a_cut(fake: FakeServer) -> None:
     assert streams[0]["headers"]["Accept"] == "text/event-stream"
 
 
+def test_events_yield_diagnostics_and_resume_after_their_id(fake: FakeServer) -> None:
+    diag = {"epoch": 1, "layers": [{"layer": 0, "activation": "tanh", "grad_norm_W": 0.5}]}
+    fake.on("GET", "/v1/jobs/job_1/events",
+            lambda h: h.send_events([_epoch(1), f"id: 1.d\nevent: diagnostics\ndata: "
+                                     f"{json.dumps(diag)}\n\n", _epoch(2)[:20]],
+                                    complete=False),
+            lambda h: h.send_events([_epoch(2), f"event: end\ndata: {json.dumps(DONE)}\n\n"],
+                                    complete=True))
+    events = list(Client(fake.url, "k", backoff=0.01).jobs.events("job_1"))
+    assert [(e.event, e.id) for e in events] == [
+        ("epoch", "1"), ("diagnostics", "1.d"), ("epoch", "2"), ("end", "2")]
+    assert events[1].json() == diag
+    streams = fake.sent("GET", "/v1/jobs/job_1/events")
+    assert streams[1]["headers"]["Last-Event-ID"] == "1.d"  # the diagnostics were seen
+
+
 def test_wait_after_the_end_gets_a_204_then_the_job(fake: FakeServer) -> None:
     fake.on("GET", "/v1/jobs/job_1", json_answer(200, _job(status="running")),
             json_answer(200, _job(status="failed", error={"title": "Diverged",
