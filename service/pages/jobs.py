@@ -47,6 +47,7 @@ def job_page(job_id: str) -> Any:
         "job.html", job=present.job_row(out), spec=present.spec_text(job.spec),
         optimizer=present.optimizer_text(job.spec),
         schedule=present.spec_text(job.spec.get("training", {}).get("lr_schedule", {})),
+        diagnostics_every=(job.spec.get("training", {}).get("diagnostics") or {}).get("every"),
         events_url=url_for("jobs.job_events", job_id=job.id))
 
 

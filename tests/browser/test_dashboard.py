@@ -22,6 +22,7 @@ BLOBS = {"name": "blobs", "feature_names": ["u", "v"],
          "inputs": [[0, 0], [0.2, 0.1], [0.1, 0.3], [5, 5], [5.2, 4.9], [4.8, 5.1],
                     [0, 5], [0.3, 5.2], [-0.1, 4.8]],
          "labels": ["a", "a", "a", "b", "b", "b", "c", "c", "c"]}
+DASH = "\u2013"  # a missing value
 SHOTS = os.environ.get("SCREENSHOTS_DIR")  # e.g. docs/ to refresh the README's pictures
 
 
@@ -189,3 +190,47 @@ def test_a_100000_epoch_history_draws_without_freezing(web: Browser, stack: Stac
     assert page.evaluate("1 + 1") == 2  # the page still answers
     page.check("#logscale")
     assert page.get_attribute("#points", "data-points") == "100000"
+
+
+def test_the_job_page_shows_the_diagnostics_and_findings_it_recorded(
+        web: Browser, stack: Stack, tmp_path: Path) -> None:
+    layers = [{"units": 8, "activation": "sigmoid"}] * 8 + [{"units": 3}]
+    ds = stack.post("/v1/datasets", json=BLOBS).json()
+    r = stack.post("/v1/jobs", json={
+        "dataset_id": ds["id"], "network": {"layers": layers},
+        "training": {"optimizer": {"name": "sgd", "learning_rate": 0.1}, "epochs": 6,
+                     "batch_size": "full", "seed": 1, "diagnostics": {"every": 2}}})
+    job = stack.wait_job(r.json()["id"])
+    assert job["status"] == "succeeded", job
+    recorded = stack.get(f"/v1/jobs/{job['id']}/diagnostics").json()["items"]
+    assert [e["epoch"] for e in recorded] == [2, 4, 6]
+    web.sign_in()
+    page = web.page
+    page.goto(f"/jobs/{job['id']}")
+    panel = page.locator("#diagnostics")
+    wait_until(lambda: panel.get_attribute("data-epochs") == "3", what="3 recorded epochs")
+    assert page.inner_text("#diag-epoch") == "epoch 6"  # the latest recorded epoch
+    cells = [row.locator("td").all_inner_texts() for row in page.locator("#diag-rows tr").all()]
+    last = recorded[-1]["layers"]
+    assert [c[0] for c in cells] == [str(r["layer"]) for r in last] == [str(i) for i in range(9)]
+    for c, row in zip(cells, last, strict=True):
+        assert c[1] == row["activation"]
+        for i, key in ((2, "grad_norm_W"), (4, "weight_norm"), (7, "activation_std")):
+            assert float(c[i]) == pytest.approx(row[key], rel=5e-3), key  # 3 digits
+        saturated = row["saturated_fraction"]  # sigmoid layers' figure (None on softmax)
+        assert c[9] == (DASH if saturated is None else f"{100 * saturated:.1f}%")
+        assert c[8] == DASH  # dead units are a relu figure
+    assert page.locator("#chart-grad canvas").count() == 1
+    assert "layer 8" in page.inner_text("#chart-grad")  # the legend names every layer
+    assert page.locator("#warnings").is_visible()
+    names = page.locator("#warnings-list li").evaluate_all("els => els.map(e => e.dataset.name)")
+    assert names == [w["name"] for w in job["warnings"]] and "vanishing_gradients" in names
+    assert page.locator("#diag-hint").count() == 0
+    page.screenshot(path=f"{SHOTS or tmp_path}/job-diagnostics.png", full_page=True)
+
+    other = slow_job(stack, epochs=2, rows=10)  # no diagnostics: a hint, no panel
+    stack.wait_job(other)
+    page.goto(f"/jobs/{other}")
+    wait_until(lambda: points(web) == 2, what="2 epochs")
+    assert "diagnostics" in page.inner_text("#diag-hint")
+    assert page.locator("#diagnostics").count() == 0

@@ -1,12 +1,13 @@
 // A job's page: live curves from the job's event stream (EventSource, the session cookie).
 // Every epoch is kept; drawing uses at most ~2 points per pixel bucket (min and max of each
-// bucket, in time order), so a 100,000-epoch history draws as fast as a short one.
+// bucket, in time order, charts.js), so a 100,000-epoch history draws as fast as a short one.
+// The stream's diagnostics events and the job's warnings go to diagnostics.js.
 (function () {
   "use strict";
   var root = document.getElementById("job");
   if (!root) return;
   var FINISHED = ["succeeded", "failed", "cancelled"];
-  var BUCKETS = 1000;
+  var C = window.BPCharts, D = window.BPDiagnostics;
   var initial = root.dataset.status;
   var d = { epoch: [], loss: [], val_loss: [], accuracy: [], val_accuracy: [], lr: [] };
   var hasVal = false, hasAcc = false, log = false, dirty = false, timer = null, plots = {};
@@ -23,49 +24,9 @@
     return "ETA " + Math.floor(s / 3600) + " h " + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + " min";
   }
 
-  // Min/max decimation over shared x: each bucket gives its first and last epoch as x, and
-  // each series its minimum and maximum in the order they occur.
-  function decimate(xs, series) {
-    var n = xs.length;
-    if (n <= 2 * BUCKETS) return [xs].concat(series);
-    var size = Math.ceil(n / BUCKETS), outX = [], outS = series.map(function () { return []; });
-    for (var i = 0; i < n; i += size) {
-      var j = Math.min(n, i + size);
-      if (j - i === 1) {
-        outX.push(xs[i]);
-        series.forEach(function (s, k) { outS[k].push(s[i]); });
-        continue;
-      }
-      outX.push(xs[i], xs[j - 1]);
-      series.forEach(function (s, k) {
-        var lo = -1, hi = -1;
-        for (var t = i; t < j; t++) {
-          var v = s[t];
-          if (v === null || v === undefined) continue;
-          if (lo < 0 || v < s[lo]) lo = t;
-          if (hi < 0 || v > s[hi]) hi = t;
-        }
-        if (lo < 0) { outS[k].push(null, null); return; }
-        if (lo <= hi) outS[k].push(s[lo], s[hi]); else outS[k].push(s[hi], s[lo]);
-      });
-    }
-    return [outX].concat(outS);
-  }
+  function positive(arr) { return log ? C.positive(arr) : arr; }
 
-  function positive(arr) {
-    return log ? arr.map(function (v) { return v !== null && v > 0 ? v : null; }) : arr;
-  }
-
-  function make(el, series, yRange, logOk) {
-    var opts = {
-      width: Math.max(300, el.clientWidth), height: el.classList.contains("short") ? 160 : 260,
-      scales: { x: { time: false }, y: yRange ? { range: yRange } : { distr: log && logOk ? 3 : 1 } },
-      axes: [{ label: "epoch" }, {}],
-      series: [{ label: "epoch" }].concat(series),
-      legend: { live: true },
-    };
-    return new uPlot(opts, [[]].concat(series.map(function () { return []; })), el);
-  }
+  function make(el, series, yRange, logOk) { return C.make(el, series, yRange, log && logOk); }
 
   function build() {
     Object.keys(plots).forEach(function (k) { plots[k].destroy(); });
@@ -83,10 +44,10 @@
 
   function draw() {
     dirty = false; timer = null;
-    var loss = decimate(d.epoch, [positive(d.loss), positive(d.val_loss)]);
+    var loss = C.decimate(d.epoch, [positive(d.loss), positive(d.val_loss)]);
     plots.loss.setData(loss);
-    plots.acc.setData(decimate(d.epoch, [d.accuracy, d.val_accuracy]));
-    plots.lr.setData(decimate(d.epoch, [positive(d.lr)]));
+    plots.acc.setData(C.decimate(d.epoch, [d.accuracy, d.val_accuracy]));
+    plots.lr.setData(C.decimate(d.epoch, [positive(d.lr)]));
     $("acc-block").hidden = !hasAcc;
     var points = $("points");
     points.dataset.points = String(d.epoch.length);
@@ -112,6 +73,7 @@
   }
 
   function setStatus(job) {
+    D.warnings(job.warnings);
     var el = $("status");
     el.textContent = job.status;
     el.className = "status " + job.status;
@@ -132,10 +94,8 @@
   function start() {
     build();
     window.addEventListener("resize", function () {
-      Object.keys(plots).forEach(function (k) {
-        var el = plots[k].root.parentNode;
-        plots[k].setSize({ width: Math.max(300, el.clientWidth), height: plots[k].height });
-      });
+      Object.keys(plots).forEach(function (k) { C.fit(plots[k]); });
+      D.fit();
     });
     $("logscale").addEventListener("change", function (e) { log = e.target.checked; build(); });
     var es = new EventSource(root.dataset.eventsUrl);
@@ -148,6 +108,7 @@
       last = r;
       later();
     });
+    es.addEventListener("diagnostics", function (e) { D.add(JSON.parse(e.data)); });
     es.addEventListener("status", function (e) { setStatus(JSON.parse(e.data)); });
     es.addEventListener("end", function (e) {
       es.close();
