@@ -22,6 +22,8 @@ from backprop.diagnostics import FIELDS
 from .models import DiagnosticRecord, EpochRecord
 
 COLUMNS = {name: name.lower() for name in FIELDS}  # grad_norm_W -> grad_norm_w
+SELECTED = [getattr(DiagnosticRecord, c) for c in ("epoch", "layer", "activation",
+                                                   *COLUMNS.values())]
 
 
 def _finite(value: Any) -> float | None:
@@ -51,7 +53,7 @@ def layer_out(r: Any) -> dict[str, Any]:
 def between(s: Session, job_id: str, after: int, upto: int) -> list[dict[str, Any]]:
     """The recorded epochs in ``(after, upto]``, each ``{"epoch", "layers": [...]}``."""
     items: list[dict[str, Any]] = []
-    for r in s.scalars(select(DiagnosticRecord)
+    for r in s.execute(select(*SELECTED)  # columns, not ORM objects: half the time
                        .where(DiagnosticRecord.job_id == job_id, DiagnosticRecord.epoch > after,
                               DiagnosticRecord.epoch <= upto)
                        .order_by(DiagnosticRecord.epoch, DiagnosticRecord.layer)):
