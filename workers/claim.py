@@ -154,6 +154,8 @@ def claim(job_id: str, settings: Settings) -> Claim | None:
             started_at=job.started_at or now)).rowcount
         if not claimed:
             return None
+        if job.attempts == 0:  # the first attempt (fenced on it): no checkpoint, no rows yet
+            return Claim(job_id, attempt, job.spec, job.dataset_id, None, 0, job.tenant_id)
         # Under the claim: no other attempt can move or delete the checkpoint from here on.
         blob_id, epoch = s.execute(select(Job.checkpoint_blob_id, Job.checkpoint_epoch)
                                    .where(Job.id == job_id)).one()
