@@ -1,13 +1,15 @@
 """What a running job writes: history rows, progress, ETA, heartbeat and checkpoints.
 
-The training callback (on the training thread) only queues: each epoch's row and, by cadence,
-a checkpoint; it reads two flags. A writer thread per job commits, every tick, in one
+The training callback (on the training thread) only queues: each epoch's row (the compiled
+kernel calls back once per group of epochs, with the group's rows) and, by cadence, a
+checkpoint; it reads two flags. A writer thread per job commits, every tick, in one
 transaction fenced by the attempt number: the heartbeat, the progress and ETA, the queued rows
 (``COPY`` on PostgreSQL) and the newest queued checkpoint; the same update returns the cancel
 flag. It also wakes when 500 rows wait, so that fast epochs are written while training goes on,
 not all at the end. It beats whether or not an epoch has ended, so a long epoch never looks like
 a dead worker; when the fence fails (the job was taken over, or ended) it tells the training to
-stop.
+stop. When training ends the writer is closed and the runner writes what is left in the
+transaction that ends the job (``flush(session)``).
 """
 
 from __future__ import annotations

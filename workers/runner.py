@@ -4,7 +4,8 @@ without Celery.
 
 Every write of an attempt is fenced by its attempt number: if the job was handed to another
 attempt meanwhile, this one stops without writing. Status changes commit in ``claim.finish``
-(failed, cancelled) and ``_store`` (succeeded); history commits in ``Recorder.flush``.
+(failed, cancelled) and ``_store`` (succeeded: the last history rows, the model and the status
+in one transaction); history commits in ``Recorder.flush``.
 """
 
 from __future__ import annotations
