@@ -211,7 +211,8 @@ def gradient_check_report(network: Network, errors: dict[str, float], rows: int
 
 def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
           feature_names: Sequence[str] | None = None, callback: Callback | None = None,
-          callback_every: int | None = None, resume: bytes | None = None) -> Model:
+          callback_every: int | None = None, callback_seconds: float | None = None,
+          resume: bytes | None = None) -> Model:
     """Train a network on ``X`` ``(n_samples, n_features)`` and ``y``.
 
     ``y`` is ``(n_samples, n_outputs)`` or ``(n_samples,)`` numbers for regression, or a sequence
@@ -219,7 +220,9 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
     (1-D strings/integers/booleans are labels). ``resume`` is a checkpoint taken by a callback
     (``progress.checkpoint()``) of an earlier run with the same spec and data; the run goes on
     bit for bit as if it had never stopped (the checkpoint holds no history: the resumed
-    model's ``history`` starts at the epoch after it).
+    model's ``history`` starts at the epoch after it). ``callback_every`` adds calls between
+    batches; ``callback_seconds`` lets the compiled kernel call back once per group of epochs
+    (``progress.rows``) about that many seconds apart, at its multi-epoch speed.
 
     The returned model has ``history``, ``metrics`` (of the epoch whose weights it holds),
     ``stop_reason`` (``epochs``, ``early_stopping``, ``target_loss`` or ``callback``) and the
@@ -280,7 +283,8 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
     X_val = Xp[val_idx] if n_val else None
     Y_val = Yp[val_idx] if n_val else None
     model.history = trainer.fit(Xp[train_idx], Yp[train_idx], X_val, Y_val,
-                                callback=callback, callback_every=callback_every)
+                                callback=callback, callback_every=callback_every,
+                                callback_seconds=callback_seconds)
     model.stop_reason = trainer.stop_reason
     model.diagnostics = trainer.diagnostics
     model.warnings = findings(model.history, model.diagnostics)

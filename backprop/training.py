@@ -36,7 +36,10 @@ CHECKPOINT_FORMATS = ("backprop.checkpoint/1", CHECKPOINT_FORMAT)  # /1 carried 
 @dataclass
 class Progress:
     """What a callback sees. ``record`` is the finished epoch's history row, or ``None`` when
-    the call comes between batches (then ``batch`` of ``batches`` is set)."""
+    the call comes between batches (then ``batch`` of ``batches`` is set). ``rows`` are the
+    history rows of every epoch finished since the last call: ``[record]`` after one epoch,
+    none between batches, and the whole group (``record`` the last) when a multi-epoch kernel
+    ran several epochs in one call (``callback_seconds``)."""
 
     epoch: int  # epochs completed so far
     epochs: int
@@ -45,6 +48,11 @@ class Progress:
     record: dict[str, Any] | None
     trainer: Trainer
     diagnostics: list[dict[str, Any]] | None = None  # per layer, on diagnostic epochs
+    rows: list[dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            self.rows = [self.record] if self.record is not None else []
 
 
     def checkpoint(self) -> bytes:
@@ -52,7 +60,10 @@ class Progress:
 
 
 Callback = Callable[[Progress], bool | None]
-"""Called after every epoch (and every ``callback_every`` batches); return ``True`` to stop."""
+"""Called after every epoch (and every ``callback_every`` batches); return ``True`` to stop.
+With ``callback_seconds``, a kernel that runs many epochs per call (the compiled one) may call it
+once per group of epochs instead, about that many seconds of training apart; ``progress.rows``
+then holds the group's rows."""
 
 
 class Trainer:
@@ -88,9 +99,12 @@ class Trainer:
 
     def fit(self, X: np.ndarray, Y: np.ndarray, X_val: np.ndarray | None = None,
             Y_val: np.ndarray | None = None, *, callback: Callback | None = None,
-            callback_every: int | None = None) -> list[dict[str, Any]]:
+            callback_every: int | None = None, callback_seconds: float | None = None,
+            ) -> list[dict[str, Any]]:
         """Train until ``epochs`` (counting epochs already done), a stopping rule, or the
         callback asks to stop. ``X`` ``(n_samples, n_inputs)``, ``Y`` ``(n_samples, n_outputs)``.
+        ``callback_seconds`` lets a multi-epoch kernel call back once per group of epochs of
+        about that much training (see ``Callback``) rather than after every epoch.
 
         Returns the history (one dict per epoch). Raises ``DivergenceError`` on a non-finite
         loss or weight, leaving the parameters as they were at the start of that epoch.
@@ -100,7 +114,8 @@ class Trainer:
         # must not preempt it.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             try:
-                return self._fit(X, Y, X_val, Y_val, callback, callback_every)
+                return self._fit(X, Y, X_val, Y_val, callback, callback_every,
+                                 callback_seconds)
             except (OverflowError, FloatingPointError) as exc:  # a Python float, not an array
                 if self._last_good is not None:
                     np.copyto(self.network.params, self._last_good)
@@ -110,7 +125,8 @@ class Trainer:
 
     def _fit(self, X: np.ndarray, Y: np.ndarray, X_val: np.ndarray | None,
              Y_val: np.ndarray | None, callback: Callback | None,
-             callback_every: int | None) -> list[dict[str, Any]]:
+             callback_every: int | None, callback_seconds: float | None,
+             ) -> list[dict[str, Any]]:
         net, cfg, loss, opt = self.network, self.config, self.loss, self.optimizer
         dtype = net.dtype
         X = np.ascontiguousarray(X, dtype=dtype)
@@ -144,11 +160,11 @@ class Trainer:
         diag_every = (cfg.get("diagnostics") or {}).get("every", 0)
         before = np.empty_like(params) if diag_every else None
         probe = Probe(net, X, Y, loss, l2) if diag_every else None
-        if callback is None and es is None and target is None and not has_val \
-                and not diag_every and decided is None \
+        if (callback is None or (callback_seconds and not every)) and es is None \
+                and target is None and not has_val and not diag_every and decided is None \
                 and hasattr(self.kernel, "run_epochs") \
                 and type(self.schedule).observe is Schedule.observe:
-            return self._fit_epochs(X, Y, labels, bs, shuffle)
+            return self._fit_epochs(X, Y, labels, bs, shuffle, callback, callback_seconds)
 
         for epoch in range(self.epoch if decided is None else cfg["epochs"], cfg["epochs"]):
             t0 = time.perf_counter()
@@ -234,16 +250,21 @@ class Trainer:
         return self.history
 
     def _fit_epochs(self, X: np.ndarray, Y: np.ndarray, labels: np.ndarray | None, bs: int,
-                    shuffle: bool) -> list[dict[str, Any]]:
+                    shuffle: bool, callback: Callback | None = None,
+                    callback_seconds: float | None = None) -> list[dict[str, Any]]:
         """Many epochs per kernel call, for a kernel that can (the compiled one) when nothing
-        runs between epochs: no callback, validation, early stopping, target loss or schedule
-        that watches the loss. The same arithmetic, permutations and history as one epoch at a
-        time."""
+        runs between epochs: no validation, early stopping, target loss or schedule that
+        watches the loss, and no callback or one that takes groups of epochs. The same
+        arithmetic, permutations and history as one epoch at a time; a callback is called
+        after each group, with the trainer's state at that group's last epoch. Groups start
+        at one epoch and are sized from the last one's time to ``callback_seconds``."""
         cfg, opt, n = self.config, self.optimizer, X.shape[0]
         per_call = max(1, min(4096, EPOCH_ROWS_PER_CALL // n))
+        batches = -(-n // bs)
+        size = per_call if callback is None else 1
         while self.epoch < cfg["epochs"]:
             first = self.epoch
-            count = min(cfg["epochs"] - first, per_call)
+            count = min(cfg["epochs"] - first, size)
             if opt.full_batch_only:  # rprop: no learning-rate schedule
                 rates = [opt.learning_rate] * count
             else:
@@ -254,31 +275,44 @@ class Trainer:
             t0 = time.perf_counter()
             totals, corrects, done = self.kernel.run_epochs(X, Y, labels, perms, rates, bs)
             self._last_good = self.kernel.last_good
-            seconds = (time.perf_counter() - t0) / max(done, 1)
-            for e in range(done):
-                self.history.append({
-                    "epoch": first + e + 1,
-                    "loss": float(totals[e]) / n,
-                    "val_loss": None,
-                    "accuracy": int(corrects[e]) / n if labels is not None else None,
-                    "val_accuracy": None,
-                    "learning_rate": rates[e],
-                    "seconds": seconds,
-                })
+            elapsed = time.perf_counter() - t0
+            seconds = elapsed / max(done, 1)
+            rows = [{"epoch": first + e + 1,
+                     "loss": float(totals[e]) / n,
+                     "val_loss": None,
+                     "accuracy": int(corrects[e]) / n if labels is not None else None,
+                     "val_accuracy": None,
+                     "learning_rate": rates[e],
+                     "seconds": seconds} for e in range(done)]
+            self.history.extend(rows)
             if done:
-                self.last_row = self.history[-1]  # what best_record and checkpoints report
+                self.last_row = rows[-1]  # what best_record and checkpoints report
             self.epoch = first + done
             opt.learning_rate = rates[min(done, count - 1)]
-            if done < count:  # diverged: the generator as if that epoch had been the last
+            if done < count:  # diverged: the state as after the last good epoch...
                 if shuffle:
                     self.rng.bit_generator.state = state
-                    for _ in range(done + 1):
+                    for _ in range(done):
                         self.rng.permutation(n)
                 loss = float(totals[done]) / n
                 what = what_diverged(loss, self.network.params, rates[done])
                 np.copyto(self.network.params, self.kernel.last_good)
+                opt.learning_rate = rates[done - 1] if done else opt.learning_rate
+                if callback is not None and rows:  # ...for the callback to see its rows
+                    callback(Progress(self.epoch, cfg["epochs"], None, batches, rows[-1], self,
+                                      None, rows))
+                if shuffle:  # then the generator as if the diverged epoch had been the last
+                    self.rng.permutation(n)
+                opt.learning_rate = rates[done]
                 raise DivergenceError(self.epoch + 1, loss, divergence_hint(cfg["optimizer"]),
                                       what)
+            if callback is not None:
+                if callback(Progress(self.epoch, cfg["epochs"], None, batches, rows[-1], self,
+                                     None, rows)):
+                    self.stop_reason = "callback"
+                    return self.history
+                size = max(1, min(per_call, int((callback_seconds or 0) * done / elapsed)
+                                  if elapsed > 0 else per_call))
         self.stop_reason = "epochs"
         return self.history
 

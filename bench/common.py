@@ -23,7 +23,9 @@ from service.run import Processes
 from service.setup import migrate
 
 PG_ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
-REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/14"
+# The benchmark flushes this Redis database: BENCH_REDIS_URL, else DB 14 of TEST_REDIS_URL's server.
+REDIS = os.environ.get("BENCH_REDIS_URL") or \
+    os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/14"
 STACKS = ("sqlite+filesystem", "postgres+redis")
 LAST_ENV: dict[str, str] = {}  # the environment of the stack started last (to add workers)
 

@@ -135,7 +135,7 @@ def _row(r: EpochRecord, job: Job) -> dict[str, Any]:
             "val_accuracy": r.val_accuracy, "learning_rate": r.learning_rate,
             "seconds": r.seconds,
             "progress": {"epoch": r.epoch, "epochs": job.epochs, "fraction": r.epoch / epochs,
-                         "eta_seconds": job.eta_seconds if job.status == "running" else None}}
+                         "eta_seconds": jobs.eta_now(job)}}
 
 
 def _diagnosing(job: Job) -> bool:

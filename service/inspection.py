@@ -101,7 +101,11 @@ def findings(s: Session, job_id: str) -> list[dict[str, Any]]:
     return backprop.findings(history, diagnostics)
 
 
-def reports(s: Session, job_id: str, model: backprop.Model) -> dict[str, Any]:
+def reports(s: Session, job_id: str, model: backprop.Model, whole_run: bool
+            ) -> dict[str, Any]:
     """What the finished job stores on itself (``gradient_check``, ``warnings``); the model
-    stores these and ``evaluation`` (the report on the validation rows, if any)."""
-    return {"gradient_check": model.gradient_check, "warnings": findings(s, job_id)}
+    stores these and ``evaluation`` (the report on the validation rows, if any). When this
+    attempt trained the ``whole_run`` (no resume), the engine's own findings are the run's;
+    a resumed attempt's are read from every attempt's rows in the database."""
+    warnings = model.warnings if whole_run else findings(s, job_id)
+    return {"gradient_check": model.gradient_check, "warnings": warnings}

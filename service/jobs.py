@@ -196,6 +196,16 @@ def cancel(s: Session, job: Job) -> None:
     s.refresh(job)
 
 
+def eta_now(job: Job) -> float | None:
+    """A running job's ETA as of now: what its worker wrote at its last beat, less the time
+    since that beat (the worker writes every ``FLUSH_EVERY_SECONDS``; a poll in between would
+    otherwise see the ETA stand still)."""
+    if job.status != "running" or job.eta_seconds is None:
+        return None
+    since = (utcnow() - job.heartbeat_at).total_seconds() if job.heartbeat_at else 0.0
+    return max(0.0, job.eta_seconds - max(0.0, since))
+
+
 def out(job: Job) -> dict[str, Any]:
     epochs = job.epochs or 1
     error = {"title": job.error_title, "detail": job.error_detail or ""} \
@@ -207,7 +217,7 @@ def out(job: Job) -> dict[str, Any]:
         "spec": job.spec,
         "progress": {"epoch": job.epoch, "epochs": job.epochs,
                      "fraction": 1.0 if job.status == "succeeded" else job.epoch / epochs,
-                     "eta_seconds": job.eta_seconds if job.status == "running" else None},
+                     "eta_seconds": eta_now(job)},
         "metrics": job.metrics,
         "model_id": job.model_id,
         "error": error,

@@ -47,6 +47,7 @@ class Claim:
     dataset_id: str
     checkpoint: bytes | None
     checkpoint_epoch: int
+    tenant_id: str
 
 
 def _process_gone(pid: int) -> bool:
@@ -75,8 +76,9 @@ def holder_alive(job: Job, stale_before: datetime) -> bool:
     return not _process_gone(int(pid))
 
 
-def drop_checkpoint(s: Session, job_id: str) -> None:
-    blob_id = s.scalar(select(Job.checkpoint_blob_id).where(Job.id == job_id))
+def drop_checkpoint(s: Session, job_id: str, blob_id: str | None = None) -> None:
+    """Delete the job's checkpoint blob (``blob_id`` when the caller has just read it)."""
+    blob_id = blob_id or s.scalar(select(Job.checkpoint_blob_id).where(Job.id == job_id))
     if blob_id:
         s.execute(update(Job).where(Job.id == job_id).values(checkpoint_blob_id=None))
         s.execute(delete(Blob).where(Blob.id == blob_id))
@@ -152,6 +154,8 @@ def claim(job_id: str, settings: Settings) -> Claim | None:
             started_at=job.started_at or now)).rowcount
         if not claimed:
             return None
+        if job.attempts == 0:  # the first attempt (fenced on it): no checkpoint, no rows yet
+            return Claim(job_id, attempt, job.spec, job.dataset_id, None, 0, job.tenant_id)
         # Under the claim: no other attempt can move or delete the checkpoint from here on.
         blob_id, epoch = s.execute(select(Job.checkpoint_blob_id, Job.checkpoint_epoch)
                                    .where(Job.id == job_id)).one()
@@ -161,4 +165,4 @@ def claim(job_id: str, settings: Settings) -> Claim | None:
                                             EpochRecord.epoch > epoch))
         inspection.forget_after(s, job_id, epoch)
         s.execute(update(Job).where(Job.id == job_id).values(epoch=epoch))
-        return Claim(job_id, attempt, job.spec, job.dataset_id, checkpoint, epoch)
+        return Claim(job_id, attempt, job.spec, job.dataset_id, checkpoint, epoch, job.tenant_id)

@@ -1,13 +1,15 @@
 """What a running job writes: history rows, progress, ETA, heartbeat and checkpoints.
 
-The training callback (on the training thread) only queues: each epoch's row and, by cadence,
-a checkpoint; it reads two flags. A writer thread per job commits, every tick, in one
+The training callback (on the training thread) only queues: each epoch's row (the compiled
+kernel calls back once per group of epochs, with the group's rows) and, by cadence, a
+checkpoint; it reads two flags. A writer thread per job commits, every tick, in one
 transaction fenced by the attempt number: the heartbeat, the progress and ETA, the queued rows
 (``COPY`` on PostgreSQL) and the newest queued checkpoint; the same update returns the cancel
 flag. It also wakes when 500 rows wait, so that fast epochs are written while training goes on,
 not all at the end. It beats whether or not an epoch has ended, so a long epoch never looks like
 a dead worker; when the fence fails (the job was taken over, or ended) it tells the training to
-stop.
+stop. When training ends the writer is closed and the runner writes what is left in the
+transaction that ends the job (``flush(session)``).
 """
 
 from __future__ import annotations
@@ -92,9 +94,12 @@ class Recorder:
         self.cancelled = self.lost = False
         self.written_epoch = claim.checkpoint_epoch
         # Progress in epochs (fractional between batches) and when it was reached, and the
-        # point the rate is measured from: the ETA is the remaining epochs at that rate.
+        # point the rate is measured from: the ETA is the remaining epochs at that rate. The
+        # origin is the first call (what came before it is start-up: the first epoch's
+        # buffers and fresh memory); until a second call, the first call's own rows give it.
         self.position: tuple[float, float] | None = None
         self.origin: tuple[float, float] | None = None
+        self.calls = 0
         self.last_checkpoint = (claim.checkpoint_epoch, time.monotonic())
         self.checkpoint_queued = False
         self.lock = threading.Lock()
@@ -107,20 +112,15 @@ class Recorder:
 
     def __call__(self, progress: backprop.Progress) -> bool:
         now = time.monotonic()
-        record = progress.record
-        if record is None:
-            at = progress.epoch + (progress.batch or 0) / progress.batches
-            if self.origin is None:
-                self.origin = (at, now)
-            self.position = (at, now)
+        rows = progress.rows or []
+        if rows:
+            self.advance(float(progress.epoch), now, sum(r["seconds"] for r in rows), len(rows))
+        else:  # between batches
+            self.advance(progress.epoch + (progress.batch or 0) / progress.batches, now)
             return self.cancelled or self.lost
-        at = float(progress.epoch)
-        if self.origin is None:  # the first epoch's own time gives a first rate
-            self.origin = (at - 1.0, now - record["seconds"])
-        self.position = (at, now)  # before the row: a flush that writes it has an ETA
         if progress.diagnostics:  # before its row: never committed after it (event streams)
             self.items.append(Diagnostics(progress.epoch, progress.diagnostics))
-        self.items.append(record)
+        self.items.extend(rows)  # after the position: a flush that writes them has an ETA
         if len(self.items) >= BATCH_ROWS:  # fast epochs: write while training goes on
             self._wake.set()
         s, (last_epoch, last_time) = self.settings, self.last_checkpoint
@@ -132,6 +132,17 @@ class Recorder:
             self.last_checkpoint = (progress.epoch, now)
             self.items.append(Checkpoint(progress.epoch, progress.checkpoint()))
         return self.cancelled or self.lost
+
+    def advance(self, at: float, now: float, seconds: float | None = None,
+                epochs: int = 0) -> None:
+        """Training reached epoch ``at`` at ``now`` (monotonic); ``seconds`` is what the
+        ``epochs`` rows it brought took, if it brought any."""
+        self.calls += 1
+        if self.calls == 1 and seconds is not None:
+            self.origin = (at - epochs, now - seconds)
+        elif self.calls == 2:
+            self.origin = self.position
+        self.position = (at, now)
 
     # -- the writer thread -----------------------------------------------------------------
 
@@ -167,15 +178,18 @@ class Recorder:
         remaining = (self.epochs - at) * (when - when0) / (at - at0) - (now - when)
         return max(0.0, remaining)
 
-    def flush(self) -> bool:
+    def flush(self, session: Any = None) -> bool:
         """Commit what is queued, the progress and a heartbeat (fenced) and read the cancel
         flag; ``True`` means stop (cancelled, or the job is no longer this attempt's). Raises
-        ``DBAPIError`` with the items still queued."""
+        ``DBAPIError`` with the items still queued. With ``session`` (the transaction that
+        ends the job, after ``close``) it writes there, for that session's commit, and skips a
+        queued checkpoint (the job's end drops it)."""
         c = self.claim
         with self.lock:
             items = [self.items.popleft() for _ in range(len(self.items))]
             rows = [i for i in items if isinstance(i, dict)]
-            checkpoint = next((i for i in reversed(items) if isinstance(i, Checkpoint)), None)
+            checkpoint = None if session is not None else \
+                next((i for i in reversed(items) if isinstance(i, Checkpoint)), None)
             diagnostics = [(i.epoch, i.layers) for i in items if isinstance(i, Diagnostics)]
             values: dict[str, Any] = {"heartbeat_at": utcnow(),
                                       "eta_seconds": self.eta(time.monotonic())}
@@ -183,25 +197,18 @@ class Recorder:
                 values["epoch"] = rows[-1]["epoch"]
                 values["metrics"] = {k: _finite(rows[-1][k]) for k in METRICS}
             try:
-                with session_scope() as s:
-                    cancel = s.execute(update(JOBS).where(
-                        JOBS.c.id == c.job_id, JOBS.c.attempts == c.attempt,
-                        JOBS.c.status == "running").values(**values)
-                        .returning(JOBS.c.cancel_requested)).scalar()
-                    if cancel is None:
-                        self.lost = True
-                        return True
-                    if rows:
-                        insert_history(s, [history_row(c.job_id, r) for r in rows])
-                    if diagnostics:
-                        s.add_all(inspection.records(c.job_id, diagnostics))
-                    if checkpoint is not None:
-                        _write_checkpoint(s, c.job_id, checkpoint)
+                if session is not None:
+                    cancel = self._write(session, rows, diagnostics, checkpoint, values)
+                else:
+                    with session_scope() as s:
+                        cancel = self._write(s, rows, diagnostics, checkpoint, values)
             except BaseException:
                 self.items.extendleft(reversed(items))
                 raise
-            # Committed: the history up to values["epoch"] is readable from here on.
-            if rows:
+            if cancel is None:
+                self.lost = True
+                return True
+            if rows and session is None:  # committed: the history up to here is readable
                 wake.notify(c.job_id)  # event streams read the new rows now
             self.cancelled = bool(cancel)
             if rows:
@@ -209,6 +216,24 @@ class Recorder:
             if checkpoint is not None:
                 self.checkpoint_queued = False
         return self.cancelled
+
+    def _write(self, s: Any, rows: list[dict[str, Any]], diagnostics: list[Any],
+               checkpoint: Checkpoint | None, values: dict[str, Any]) -> bool | None:
+        """The flush's statements; the cancel flag, or ``None`` when the fence failed."""
+        c = self.claim
+        cancel = s.execute(update(JOBS).where(
+            JOBS.c.id == c.job_id, JOBS.c.attempts == c.attempt,
+            JOBS.c.status == "running").values(**values)
+            .returning(JOBS.c.cancel_requested)).scalar()
+        if cancel is None:
+            return None
+        if rows:
+            insert_history(s, [history_row(c.job_id, r) for r in rows])
+        if diagnostics:
+            s.add_all(inspection.records(c.job_id, diagnostics))
+        if checkpoint is not None:
+            _write_checkpoint(s, c.job_id, checkpoint)
+        return bool(cancel)
 
 
 def _write_checkpoint(s: Any, job_id: str, checkpoint: Checkpoint) -> None:

@@ -4,7 +4,8 @@ without Celery.
 
 Every write of an attempt is fenced by its attempt number: if the job was handed to another
 attempt meanwhile, this one stops without writing. Status changes commit in ``claim.finish``
-(failed, cancelled) and ``_store`` (succeeded); history commits in ``Recorder.flush``.
+(failed, cancelled) and ``_store`` (succeeded: the last history rows, the model and the status
+in one transaction); history commits in ``Recorder.flush``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,14 @@ from .claim import Claim, claim, drop_checkpoint, finish, running_here
 from .recorder import Recorder
 
 log = logging.getLogger(__name__)
+JOBS = Job.__table__
 
 # Datasets never change once stored: a worker keeps the last few it trained on, so a job on
 # the same data (a sweep, a retrain) does not read and parse the blob again.
+# The compiled kernel runs groups of epochs of about this much training between callbacks (at
+# its multi-epoch speed): progress moves, and a cancel is seen, at least this often.
+CALLBACK_SECONDS = 0.1
+
 _datasets: OrderedDict[str, tuple[int, Any, Any]] = OrderedDict()
 
 
@@ -105,6 +111,7 @@ def _run(c: Claim, settings: Settings, recorder: Recorder) -> str | None:
         model = backprop.train(c.spec, X, y, task=task, feature_names=feature_names,
                                callback=recorder,
                                callback_every=_callback_every(c.spec, rows, features),
+                               callback_seconds=CALLBACK_SECONDS,
                                resume=c.checkpoint)
     except DivergenceError as exc:
         recorder.flush()
@@ -126,36 +133,49 @@ def _run(c: Claim, settings: Settings, recorder: Recorder) -> str | None:
         log.exception("job %s: training failed", c.job_id)
         return _failed(c, "Internal error", f"{type(exc).__name__}: {exc}")
 
-    if recorder.lost or (recorder.flush() and recorder.lost):
-        return None
-    if model.stop_reason == "callback" and recorder.cancelled:
-        return "cancelled" if finish(c.job_id, c.attempt, "cancelled") else None
-    return _store(c, model, task)
+    recorder.close()  # no more ticks: what is still queued is written by this thread
+    if model.stop_reason == "callback" or recorder.lost:
+        if recorder.lost or (recorder.flush() and recorder.lost):
+            return None
+        if recorder.cancelled:
+            return "cancelled" if finish(c.job_id, c.attempt, "cancelled") else None
+    return _store(c, model, task, recorder)
 
 
 def _failed(c: Claim, title: str, detail: str, **extra: Any) -> str | None:
     return "failed" if finish(c.job_id, c.attempt, "failed", title, detail, **extra) else None
 
 
-def _store(c: Claim, model: backprop.Model, task: str) -> str | None:
+def _store(c: Claim, model: backprop.Model, task: str, recorder: Recorder) -> str | None:
+    """One transaction ends the job: the last history rows and progress, the model, then the
+    job's success (fenced). ``finished_at`` is taken once the model's bytes are written, just
+    before the commit that shows them all."""
+    data = model.to_bytes()  # before the transaction: no write lock held while it serialises
     with session_scope() as s:
-        job = s.get(Job, c.job_id)
-        model_id = new_id("mdl")
-        reports = inspection.reports(s, c.job_id, model)
-        owned = s.execute(update(Job).where(Job.id == c.job_id, Job.attempts == c.attempt,
-                                            Job.status == "running")
-                          .values(status="succeeded", finished_at=utcnow(), eta_seconds=None,
-                                  model_id=model_id, metrics=model.metrics, **reports)).rowcount
-        if not owned:
+        if recorder.flush(s) and recorder.lost:
+            s.rollback()
             return None
-        blob = storage.put(s, model.to_bytes())
+        model_id = new_id("mdl")
+        reports = inspection.reports(s, c.job_id, model, whole_run=c.checkpoint is None)
+        blob = storage.put(s, data)
         s.flush()
-        s.add(TrainedModel(id=model_id, tenant_id=job.tenant_id, job_id=job.id,
-                           dataset_id=job.dataset_id, spec=model.spec, inputs=model.n_inputs,
+        s.add(TrainedModel(id=model_id, tenant_id=c.tenant_id, job_id=c.job_id,
+                           dataset_id=c.dataset_id, spec=model.spec, inputs=model.n_inputs,
                            outputs=model.n_outputs, task=task, classes=model.classes,
                            feature_names=model.feature_names or [],
                            metrics={**model.metrics, "stop_reason": model.stop_reason},
                            evaluation=model.evaluation, **reports, blob_id=blob.id))
-        drop_checkpoint(s, c.job_id)
+        s.flush()
+        owned = s.execute(update(JOBS).where(JOBS.c.id == c.job_id,
+                                             JOBS.c.attempts == c.attempt,
+                                             JOBS.c.status == "running")
+                          .values(status="succeeded", finished_at=utcnow(), eta_seconds=None,
+                                  model_id=model_id, metrics=model.metrics, **reports)
+                          .returning(JOBS.c.checkpoint_blob_id)).first()
+        if owned is None:  # another attempt has the job: nothing of this one is kept
+            s.rollback()
+            return None
+        if owned.checkpoint_blob_id:
+            drop_checkpoint(s, c.job_id, owned.checkpoint_blob_id)
     wake.notify(c.job_id)
     return "succeeded"

@@ -67,7 +67,8 @@ def data(task: str, out: str, n: int = 37) -> tuple[np.ndarray, np.ndarray]:
 
 def trained(kernel: str, hidden: str, out: str, loss: str, task: str, optimizer: dict[str, Any],
             batch: int | str, dtype: str, epochs: int = 1, l2: float = 0.0,
-            callback: Any = None, fit: bool = True) -> Trainer:
+            callback: Any = None, fit: bool = True,
+            callback_seconds: float | None = None) -> Trainer:
     """A 5-6-4-out network from a fixed start (biases too), trained ``epochs`` (or not)."""
     X, Y = data(task, out)
     n_out = Y.shape[1]
@@ -84,7 +85,7 @@ def trained(kernel: str, hidden: str, out: str, loss: str, task: str, optimizer:
                                                                  - net.n_weights)
     trainer = Trainer(net, spec["training"], classification=task == "classification")
     if fit:
-        trainer.fit(X, Y, callback=callback)
+        trainer.fit(X, Y, callback=callback, callback_seconds=callback_seconds)
     return trainer
 
 

@@ -390,3 +390,17 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_job(app: Any, cli
         t.join()
     assert sorted(code for code, _ in results) == [200] * 5 + [202], results
     assert len({ident for _, ident in results}) == 1
+
+
+def test_a_running_jobs_eta_counts_down_between_the_workers_beats() -> None:
+    from service.jobs import eta_now
+    from service.models import Job, utcnow
+
+    job = Job(status="running", eta_seconds=10.0, heartbeat_at=utcnow() - timedelta(seconds=3))
+    assert eta_now(job) == pytest.approx(7.0, abs=0.5)  # written 3 s ago: 7 s are left now
+    job.heartbeat_at = utcnow() - timedelta(seconds=30)
+    assert eta_now(job) == 0.0  # late, not negative
+    job.heartbeat_at = utcnow() + timedelta(seconds=1)  # a worker's clock a little ahead
+    assert eta_now(job) == 10.0
+    job.status = "succeeded"
+    assert eta_now(job) is None

@@ -266,3 +266,34 @@ def test_job_that_lost_too_many_workers_fails(app: Any, client: Any,
     assert done["error"]["title"] == "Too many attempts"
     assert "will not be retried" in done["error"]["detail"]
     assert done["model_id"] is None
+
+
+def test_resumed_job_finds_over_every_attempts_rows(app: Any, client: Any,
+                                                    auth: dict[str, str]) -> None:
+    """A resumed attempt's engine saw only its own epochs: the job's findings are drawn from
+    every attempt's rows in the database (a first attempt's are the engine's own)."""
+    import backprop
+    from service import inspection, storage
+    from service.db import session_scope
+    from service.models import EpochRecord, Job
+
+    ds = make_dataset(client, auth, XOR)
+    job = make_job(client, auth, ds["id"], training={**QUICK, "epochs": 30})
+    saved: dict[int, bytes] = {}
+    backprop.train(job["spec"], XOR["inputs"], XOR["targets"], task="regression",
+                   callback=lambda p: saved.setdefault(p.epoch, p.checkpoint()) and False)
+    _as_if_a_worker_was_lost(job["id"], attempts=1)
+    with session_scope() as s:  # the lost attempt reached a (too good to be true) low loss
+        blob = storage.put(s, saved[3])
+        s.flush()
+        s.query(Job).filter_by(id=job["id"]).update(
+            {"checkpoint_blob_id": blob.id, "checkpoint_epoch": 3, "epoch": 3})
+        s.add_all([EpochRecord(job_id=job["id"], epoch=e, loss=1e-4, learning_rate=0.05,
+                               seconds=0.0) for e in (1, 2, 3)])
+    assert run(app, job["id"]) == "succeeded"
+    done = get_job(client, auth, job["id"])
+    assert [w["name"] for w in done["warnings"]] == ["loss_not_decreasing"]
+    with session_scope() as s:
+        assert done["warnings"] == inspection.findings(s, job["id"])
+    history = walk(client, auth, f"/v1/jobs/{job['id']}/history", 100)
+    assert [row["epoch"] for row in history] == list(range(1, 31))
