@@ -21,8 +21,9 @@ from .findings import findings
 from .gradcheck import gradient_check
 from .network import Network
 from .preprocessing import LabelEncoder, Standardizer
-from .spec import TASKS, resolve_spec
+from .spec import TASKS, check_continuable, resolve_spec
 from .training import Callback, Trainer
+from .training_state import state_epoch
 
 MODEL_FORMAT = "backprop.model/1"
 GRADIENT_CHECK_ROWS = 16
@@ -63,6 +64,11 @@ class Model:
         self.diagnostics: list[dict[str, Any]] = []  # {"epoch", "layers"} per recorded epoch
         self.warnings: list[dict[str, Any]] = []  # findings (backprop.findings)
         self.evaluation: dict[str, Any] | None = None  # on the validation rows
+        # What ``train(continue_from=...)`` goes on from (not in ``to_bytes``: it is not needed
+        # to predict), the epochs it reached, and what a continued run kept of its source.
+        self.training_state: bytes | None = None
+        self.epochs_done = 0
+        self.kept: dict[str, bool] | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -212,7 +218,8 @@ def gradient_check_report(network: Network, errors: dict[str, float], rows: int
 def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
           feature_names: Sequence[str] | None = None, callback: Callback | None = None,
           callback_every: int | None = None, callback_seconds: float | None = None,
-          resume: bytes | None = None) -> Model:
+          resume: bytes | None = None, continue_from: Model | None = None,
+          same_data: bool = True) -> Model:
     """Train a network on ``X`` ``(n_samples, n_features)`` and ``y``.
 
     ``y`` is ``(n_samples, n_outputs)`` or ``(n_samples,)`` numbers for regression, or a sequence
@@ -223,6 +230,12 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
     model's ``history`` starts at the epoch after it). ``callback_every`` adds calls between
     batches; ``callback_seconds`` lets the compiled kernel call back once per group of epochs
     (``progress.rows``) about that many seconds apart, at its multi-epoch speed.
+
+    ``continue_from`` (a model with its ``training_state``) trains that model further for the
+    spec's ``epochs`` more: the same architecture, its input scaling and classes, its weights and
+    epoch counter, and its optimiser state, schedule and random generator where the spec keeps
+    them (``Trainer.carry``; ``same_data``: ``X`` holds the rows it was trained on). Continuing
+    with nothing changed is the uninterrupted run, bit for bit.
 
     The returned model has ``history``, ``metrics`` (of the epoch whose weights it holds),
     ``stop_reason`` (``epochs``, ``early_stopping``, ``target_loss`` or ``callback``) and the
@@ -237,11 +250,23 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
     if not np.isfinite(X).all():
         raise ValueError("inputs contain NaN or infinite values")
     n = X.shape[0]
+    src = continue_from
+    if src is not None:
+        if src.training_state is None:
+            raise ValueError("the model to continue from keeps no training state")
+        if task not in ("auto", src.task):
+            raise ValueError(f"the model to continue from is a {src.task} model, not {task}")
+        task = src.task
     task = infer_task(y) if task == "auto" else task
     if task not in TASKS:
         raise ValueError(f"task must be 'auto' or one of {TASKS}, got {task!r}")
     targets, classes, n_outputs = _targets(y, task, n)
+    if src is not None and src.encoder is not None:
+        src.encoder.indices(targets)  # every label must be one of the model's classes
+        classes, n_outputs = src.classes, len(src.classes)
     spec = resolve_spec(spec, n_inputs=X.shape[1], n_outputs=n_outputs, task=task, n_rows=n)
+    if src is not None:
+        check_continuable(spec, src.spec)
     cfg = spec["training"]
     dtype = np.dtype(cfg["dtype"])
 
@@ -259,8 +284,18 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
     network = Network(spec["network"], X.shape[1], dtype)
     network.initialize(rng)
     model = Model(spec, network, task=task, classes=classes, feature_names=feature_names)
-    if cfg["standardize"]:
+    if src is not None:
+        model.standardizer = src.standardizer
+    elif cfg["standardize"]:
         model.standardizer = Standardizer.fit(X[train_idx])
+    if src is None:
+        trainer = Trainer(network, cfg, classification=task == "classification", rng=rng)
+    else:  # its epochs are counted on from the source's
+        state = src.training_state
+        assert state is not None
+        trainer = Trainer(network, {**cfg, "epochs": state_epoch(state) + cfg["epochs"]},
+                          classification=task == "classification", rng=rng)
+        model.kept = trainer.carry(state, same_data=same_data)
     Xp = model._inputs(X)
     if model.encoder is not None:
         Yp = model.encoder.encode(targets, dtype)
@@ -277,7 +312,6 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
         if not model.gradient_check["passed"]:
             raise GradientCheckError(errors, GRADIENT_CHECK_TOLERANCE, model.gradient_check)
 
-    trainer = Trainer(network, cfg, classification=task == "classification", rng=rng)
     if resume is not None:
         trainer.restore(resume)
     X_val = Xp[val_idx] if n_val else None
@@ -286,6 +320,9 @@ def train(spec: dict[str, Any], X: Any, y: Any, *, task: str = "auto",
                                 callback=callback, callback_every=callback_every,
                                 callback_seconds=callback_seconds)
     model.stop_reason = trainer.stop_reason
+    model.training_state, model.epochs_done = trainer.final_state(), trainer.epoch
+    if trainer.stop_reason == "callback":  # stopped from outside: keep the best weights so far
+        trainer.keep_best()
     model.diagnostics = trainer.diagnostics
     model.warnings = findings(model.history, model.diagnostics)
     if n_val:

@@ -331,3 +331,26 @@ def count_parameters(n_inputs: int, units: list[int]) -> int:
     """Weights and biases of dense layers ``n_inputs -> units[0] -> ... -> units[-1]``."""
     sizes = [n_inputs, *units]
     return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+
+
+def check_continuable(spec: dict[str, Any], source: dict[str, Any]) -> None:
+    """A resolved ``spec`` can go on from a model trained with resolved ``source``: the same
+    architecture (inputs, layers' units and activations), dtype and input scaling. Raises
+    ``SpecError`` naming the first field that differs."""
+    net, old = spec["network"], source["network"]
+    if net["inputs"] != old["inputs"]:
+        raise SpecError(("network", "inputs"), f"the data has {net['inputs']} input columns; "
+                        f"the model to continue from takes {old['inputs']}")
+    if len(net["layers"]) != len(old["layers"]):
+        raise SpecError(("network", "layers"), f"has {len(net['layers'])} layers; the model to "
+                        f"continue from has {len(old['layers'])}")
+    for i, (layer, was) in enumerate(zip(net["layers"], old["layers"], strict=True)):
+        for field in ("units", "activation"):
+            if layer[field] != was[field]:
+                raise SpecError(("network", "layers", i, field),
+                                f"is {layer[field]!r}; the model to continue from has "
+                                f"{was[field]!r} (the architecture cannot change)")
+    for field in ("dtype", "standardize"):
+        if spec["training"][field] != source["training"][field]:
+            raise SpecError(("training", field), f"is {spec['training'][field]!r}; the model to "
+                            f"continue from was trained with {source['training'][field]!r}")

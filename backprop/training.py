@@ -7,7 +7,8 @@ decided) exports to bytes with ``checkpoint()`` and comes back with ``restore()`
 resumed from a checkpoint taken at an epoch's end is bit-for-bit the run that was never
 interrupted. The history is not in it (the caller has the rows it was given epoch by epoch), so a
 checkpoint costs the same at epoch 10 and at epoch 100,000; after ``restore()`` the history holds
-the epochs run since.
+the epochs run since. ``final_state()`` and ``carry()`` continue a finished run in another
+(``backprop.training_state``).
 """
 
 from __future__ import annotations
@@ -20,17 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels, serialize
+from . import kernels
 from .diagnostics import Probe
 from .errors import DivergenceError, divergence_hint, what_diverged
 from .losses import loss as get_loss
 from .network import Network
 from .optimizers import optimizer_from_config
 from .schedules import Schedule, schedule_from_config
+from .training_state import TrainingState
 
 EPOCH_ROWS_PER_CALL = 1 << 18  # rows a multi-epoch kernel call covers (at most 4096 epochs)
-CHECKPOINT_FORMAT = "backprop.checkpoint/2"
-CHECKPOINT_FORMATS = ("backprop.checkpoint/1", CHECKPOINT_FORMAT)  # /1 carried the history too
 
 
 @dataclass
@@ -66,7 +66,7 @@ once per group of epochs instead, about that many seconds of training apart; ``p
 then holds the group's rows."""
 
 
-class Trainer:
+class Trainer(TrainingState):
     """Trains ``network`` with a resolved ``training`` spec (see ``backprop.spec``).
 
     ``classification`` adds accuracy to the history (targets one-hot, or one 0/1 column).
@@ -88,6 +88,7 @@ class Trainer:
         self.best_loss = math.inf
         self.best_params: np.ndarray | None = None
         self.best_row: dict[str, Any] | None = None  # the history row of the best epoch
+        self.last_params: np.ndarray | None = None  # the last weights, once the best replace them
         self.last_row: dict[str, Any] | None = None  # the last epoch's row (kept across resume)
         self.wait = 0
         self.stop_reason: str | None = None
@@ -225,14 +226,16 @@ class Trainer:
                 else train_loss
             if not adaptive:
                 self.schedule.observe(monitored)
-            if es is not None:
-                if monitored < self.best_loss - es["min_delta"]:
+            # The best weights so far: what early stopping restores, and what a run stopped
+            # from outside (a cancel) keeps when it has validation rows to tell "best" by.
+            if es is not None or has_val:
+                if monitored < self.best_loss - (es["min_delta"] if es else 0.0):
                     self.best_loss, self.wait, self.best_row = monitored, 0, record
                     if self.best_params is None:
                         self.best_params = params.copy()
                     else:
                         np.copyto(self.best_params, params)
-                else:
+                elif es is not None:
                     self.wait += 1
                     if self.wait >= es["patience"]:
                         self.stop_reason = "early_stopping"
@@ -246,8 +249,18 @@ class Trainer:
                 break
         self.stop_reason = self.stop_reason or decided or "epochs"
         if es is not None and self.best_params is not None:
-            np.copyto(params, self.best_params)
+            self.keep_best()
         return self.history
+
+    def keep_best(self) -> None:
+        """Put the best weights so far in the network (the last ones stay in ``final_state``)."""
+        if self.best_params is None:
+            return
+        if self.last_params is None:
+            self.last_params = self.network.params.copy()
+        else:
+            np.copyto(self.last_params, self.network.params)
+        np.copyto(self.network.params, self.best_params)
 
     def _fit_epochs(self, X: np.ndarray, Y: np.ndarray, labels: np.ndarray | None, bs: int,
                     shuffle: bool, callback: Callback | None = None,
@@ -322,78 +335,8 @@ class Trainer:
         return (Y[:, 0] > 0.5) if Y.shape[1] == 1 else Y.argmax(axis=1)
 
     def best_record(self) -> dict[str, Any] | None:
-        """The history row whose weights the network holds after ``fit`` (the best epoch under
-        early stopping, else the last)."""
-        if self.config["early_stopping"] is None or self.best_row is None \
-                or self.stop_reason == "callback":  # a callback stop keeps the last weights
+        """The history row whose weights the network holds: the best epoch once ``keep_best``
+        put its weights there (early stopping does), else the last."""
+        if self.last_params is None or self.best_row is None:
             return self.last_row
         return self.best_row
-
-    # -- checkpoints -------------------------------------------------------------------------
-
-    def checkpoint(self) -> bytes:
-        """The training state as ``.npz`` bytes (take it between epochs). Its size does not
-        grow with the epochs done: the history is not in it."""
-        opt_state = self.optimizer.get_state()
-        arrays = {"params": self.network.params}
-        arrays.update({f"opt_{k}": v for k, v in opt_state.items() if isinstance(v, np.ndarray)})
-        if self.best_params is not None:
-            arrays["best_params"] = self.best_params
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "network": self.network.spec,
-            "dtype": self.network.dtype.name,
-            "training": self.config,
-            "epoch": self.epoch,
-            "best_row": self.best_row,
-            "last_row": self.last_row,
-            "stop_decided": self.stop_reason if self.stop_reason != "callback" else None,
-            "optimizer": {k: v for k, v in opt_state.items() if not isinstance(v, np.ndarray)},
-            "optimizer_arrays": sorted(k for k, v in opt_state.items()
-                                       if isinstance(v, np.ndarray)),
-            "schedule": self.schedule.get_state(),
-            "rng": self.rng.bit_generator.state,
-            "best_loss": self.best_loss,
-            "wait": self.wait,
-            "has_best": self.best_params is not None,
-        }
-        return serialize.dump(arrays, meta)
-
-    def restore(self, data: bytes) -> None:
-        """Load a ``checkpoint()`` taken from a trainer with the same network and spec."""
-        net = self.network
-        shape, dtypes = (net.n_params,), (net.dtype.name,)
-
-        def expect(meta: dict[str, Any]) -> serialize.Expected:
-            if meta.get("format") not in CHECKPOINT_FORMATS:
-                raise ValueError(f"not a training checkpoint (format {meta.get('format')!r})")
-            if meta.get("network") != net.spec or meta.get("dtype") != net.dtype.name:
-                raise ValueError("the checkpoint was taken from a different network")
-            names = ["params", *(f"opt_{k}" for k in meta.get("optimizer_arrays", []))]
-            if meta.get("has_best"):
-                names.append("best_params")
-            return {name: (shape, dtypes) for name in names}
-
-        arrays, meta = serialize.load(data, expect)
-        if meta["training"] != self.config:
-            raise ValueError("the checkpoint was taken with a different training spec")
-        np.copyto(net.params, arrays["params"])
-        opt_state = dict(meta["optimizer"])
-        opt_state.update({k[4:]: v for k, v in arrays.items() if k.startswith("opt_")})
-        self.optimizer.set_state(opt_state)
-        self.schedule.set_state(meta["schedule"])
-        self.rng.bit_generator.state = meta["rng"]
-        self.epoch = int(meta["epoch"])
-        self.history = []
-        self.best_loss = float(meta["best_loss"])
-        self.best_params = arrays.get("best_params")
-        self.wait = int(meta["wait"])
-        if meta["format"] == CHECKPOINT_FORMAT:
-            self.best_row, self.last_row = meta["best_row"], meta["last_row"]
-            self._stop_decided = meta["stop_decided"]
-        else:  # /1: the rows came with it; its stop (if any) was decided again by the loop
-            rows = meta["history"]
-            self.last_row = rows[-1] if rows else None
-            key = "val_loss" if rows and rows[-1]["val_loss"] is not None else "loss"
-            self.best_row = next((r for r in rows if r[key] == self.best_loss), None) \
-                if self.best_params is not None else None

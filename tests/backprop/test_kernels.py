@@ -111,9 +111,11 @@ def test_kernels_agree_after_one_epoch(net: tuple[str, str, str, str],
     ra, rb = a.history[0], b.history[0]
     assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-10 if dtype == "float64" else 1e-5)
     assert rb["accuracy"] == ra["accuracy"]
-    # the optimiser's state is the NumPy optimiser's own, so checkpoints carry over
+    # the optimiser's state is the NumPy optimiser's own, so checkpoints carry over (in float32
+    # an accumulator summed over an online epoch's steps differs in its 6th-7th digit)
+    rtol = 1e-6 if dtype == "float64" else 1e-5
     for key, value in a.optimizer.get_state().items():
-        np.testing.assert_allclose(b.optimizer.get_state()[key], value, rtol=1e-6, atol=tol)
+        np.testing.assert_allclose(b.optimizer.get_state()[key], value, rtol=rtol, atol=tol)
     assert a.rng.bit_generator.state == b.rng.bit_generator.state  # the same shuffles
 
 

@@ -138,7 +138,10 @@ def test_resume_from_a_checkpoint_is_bit_for_bit(name: str, kernel: str) -> None
 
     first = backprop.train(spec, X, y, callback=stop_at_ten)
     assert first.stop_reason == "callback" and len(first.history) == 10
-    assert not np.array_equal(first.network.params, whole.network.params)
+    if name == "adam-early-stop-after-checkpoint":  # a stop from outside keeps the best epoch's
+        assert first.metrics == whole.metrics  # weights: here the best of the whole run too
+    else:
+        assert not np.array_equal(first.network.params, whole.network.params)
 
     resumed = backprop.train(spec, X, y, resume=saved["checkpoint"])
     np.testing.assert_array_equal(resumed.network.params, whole.network.params)
