@@ -22,7 +22,7 @@ from .network import Network
 from .optimizers import OPTIMIZERS
 from .preprocessing import LabelEncoder, Standardizer
 from .schedules import SCHEDULES
-from .spec import count_parameters, resolve_spec
+from .spec import check_continuable, count_parameters, resolve_spec
 from .trace import trace
 from .training import Progress, Trainer
 
@@ -41,6 +41,7 @@ __all__ = [
     "SpecError",
     "Standardizer",
     "Trainer",
+    "check_continuable",
     "count_parameters",
     "estimate_training_memory",
     "evaluate",

@@ -26,7 +26,7 @@ import orjson
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from . import db, inspection, jobs, wake
+from . import continuation, db, inspection, jobs, wake
 from .config import Settings
 from .errors import APIError
 from .models import EpochRecord, EventStream, Job, new_id, utcnow
@@ -130,11 +130,11 @@ def _event(name: str, data: Any, ident: int | str | None = None) -> str:
 
 
 def _row(r: EpochRecord, job: Job) -> dict[str, Any]:
-    epochs = job.epochs or 1
     return {"epoch": r.epoch, "loss": r.loss, "val_loss": r.val_loss, "accuracy": r.accuracy,
             "val_accuracy": r.val_accuracy, "learning_rate": r.learning_rate,
             "seconds": r.seconds,
-            "progress": {"epoch": r.epoch, "epochs": job.epochs, "fraction": r.epoch / epochs,
+            "progress": {"epoch": r.epoch, "epochs": job.epochs,
+                         "fraction": continuation.fraction(job.spec, r.epoch, job.epochs),
                          "eta_seconds": jobs.eta_now(job)}}
 
 

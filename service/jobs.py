@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from backprop import count_parameters, estimate_training_memory, largest_batch, resolve_spec
 
-from . import datasets, metrics, wake
+from . import continuation, datasets, metrics, wake
 from .config import Limits
 from .errors import APIError, invalid
-from .models import Dataset, Job, new_id, utcnow
+from .models import Dataset, Job, TrainedModel, new_id, utcnow
 from .queue import send_training
 from .schemas import JobCreate
 
@@ -103,11 +103,27 @@ def check_memory(spec: dict[str, Any], rows: int, budget: int) -> None:
                   f"{change}")
 
 
-def resolved_spec(body: JobCreate, ds: Dataset, limits: Limits) -> dict[str, Any]:
+def resolved_spec(body: JobCreate, ds: Dataset, limits: Limits,
+                  source: TrainedModel | None = None) -> dict[str, Any]:
     """The job's full spec on ``ds`` (every default filled in), within the limits; raises the
-    ``SpecError`` or problem a bad spec gets."""
-    spec = resolve_spec(body.engine_spec(), n_inputs=ds.features, n_outputs=ds.outputs,
-                        task=ds.task, n_rows=ds.rows)
+    ``SpecError`` or problem a bad spec gets. ``source``: the model it continues from."""
+    if source is None:
+        _need_network(body)
+        return _within_limits(resolve_spec(body.engine_spec(), n_inputs=ds.features,
+                                           n_outputs=ds.outputs, task=ds.task, n_rows=ds.rows),
+                              ds, limits)
+    continuation.check_data(ds, source)
+    spec = resolve_spec(continuation.engine_spec(body, source), n_inputs=ds.features,
+                        n_outputs=continuation.n_outputs(source), task=ds.task, n_rows=ds.rows)
+    return continuation.record(_within_limits(spec, ds, limits), source)
+
+
+def _need_network(body: JobCreate) -> None:
+    if body.network is None and body.continue_from is None:
+        raise invalid(["network"], "Field required (or 'continue_from' a model)")
+
+
+def _within_limits(spec: dict[str, Any], ds: Dataset, limits: Limits) -> dict[str, Any]:
     check_limits(spec, ds, limits)
     return spec
 
@@ -136,6 +152,9 @@ def create(s: Session, tenant_id: str, body: JobCreate, limits: Limits,
         existing = find_idempotent(s, tenant_id, idempotency_key, body)
         if existing is not None:
             return existing, False
+    _need_network(body)
+    source = None if body.continue_from is None else \
+        continuation.source(s, tenant_id, body.continue_from.model_id)
     if body.dataset is not None:
         try:
             ds = datasets.store(s, tenant_id, datasets.from_json(body.dataset, limits))
@@ -147,13 +166,21 @@ def create(s: Session, tenant_id: str, body: JobCreate, limits: Limits,
                 err["loc"] = ["dataset", *err["loc"]]
             raise
         s.flush()
+    elif body.dataset_id is None and source is not None:  # the model's own dataset
+        ds = s.get(Dataset, source.dataset_id)
+        if ds is None or ds.tenant_id != tenant_id:
+            raise invalid(["dataset_id"], f"the dataset of model {source.id} "
+                          f"({source.dataset_id}) no longer exists; give a dataset_id")
     else:
         ds = s.get(Dataset, body.dataset_id)
         if ds is None or ds.tenant_id != tenant_id:
             raise invalid(["dataset_id"], f"no dataset with id {body.dataset_id!r}")
-    spec = resolved_spec(body, ds, limits)
+    spec = resolved_spec(body, ds, limits, source)
     job = Job(id=new_id("job"), tenant_id=tenant_id, dataset_id=ds.id, status="queued",
-              spec=spec, epochs=spec["training"]["epochs"], idempotency_key=idempotency_key,
+              spec=spec, epochs=continuation.total_epochs(spec),
+              epoch=continuation.start_epoch(spec),
+              parent_model_id=source.id if source is not None else None,
+              idempotency_key=idempotency_key,
               request_hash=_request_hash(body) if idempotency_key else None)
     s.add(job)
     return job, True
@@ -207,19 +234,20 @@ def eta_now(job: Job) -> float | None:
 
 
 def out(job: Job) -> dict[str, Any]:
-    epochs = job.epochs or 1
     error = {"title": job.error_title, "detail": job.error_detail or ""} \
         if job.error_title else None
+    done = continuation.fraction(job.spec, job.epoch, job.epochs)
     return {
         "id": job.id,
         "status": job.status,
         "dataset_id": job.dataset_id,
         "spec": job.spec,
         "progress": {"epoch": job.epoch, "epochs": job.epochs,
-                     "fraction": 1.0 if job.status == "succeeded" else job.epoch / epochs,
+                     "fraction": 1.0 if job.status == "succeeded" else done,
                      "eta_seconds": eta_now(job)},
         "metrics": job.metrics,
         "model_id": job.model_id,
+        "parent_model_id": job.parent_model_id,
         "error": error,
         "attempts": job.attempts,
         "gradient_check": job.gradient_check,

@@ -132,6 +132,8 @@ class Job(Base):
     trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     trial_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     pruned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # ``continue_from``: the model this job trains further (its lineage)
+    parent_model_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     gradient_check: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     warnings: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -216,6 +218,13 @@ class TrainedModel(Base):
     gradient_check: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     warnings: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id"))
+    # What ``continue_from`` needs: the final training state (stored once), the epochs it
+    # reached and the model it was continued from; ``partial`` when training was stopped
+    # before its end (``{"reason": "cancelled" | "time_limit", "epoch", "epochs"}``).
+    state_blob_id: Mapped[str | None] = mapped_column(ForeignKey("blobs.id"), nullable=True)
+    epochs_trained: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    parent_model_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    partial: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __table_args__ = (Index("ix_models_tenant_id_id", "tenant_id", "id"),)
 

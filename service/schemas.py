@@ -175,20 +175,36 @@ class TrainingIn(Input):
                     "'numpy', or 'compiled' (422 when numba is not installed).")] = None
 
 
+class ContinueFrom(Input):
+    """Train a stored model further: its final training state (weights, optimiser state,
+    schedule, random generator, epoch counter) is where this job starts."""
+
+    model_id: Id
+
+
 class JobCreate(Input):
-    """A training job: a dataset (by id, or inline) and a network spec."""
+    """A training job: a dataset (by id, or inline) and a network spec; or `continue_from` a
+    model, with the fields to change and `training.epochs` more epochs."""
 
     dataset_id: Annotated[str, Field(strict=True, min_length=1, max_length=64), Storable] | None \
         = None
     dataset: DatasetCreate | None = None
-    network: NetworkIn
+    continue_from: ContinueFrom | None = Field(None, description=(
+        "Train this model further. Its spec is the job's, with the `network` (which must be the "
+        "same architecture) and the `training` fields given here in its place; `epochs` counts "
+        "the epochs to train after the model's. The dataset defaults to the model's and may be "
+        "another of the same width. Unchanged optimiser settings keep the optimiser's state; "
+        "the resolved spec's `continue_from` says what was kept. With nothing changed, 100 "
+        "epochs then 100 more give the weights of 200 in one job, bit for bit."))
+    network: NetworkIn | None = None
     training: TrainingIn | None = None
 
     @model_validator(mode="after")
     def _one_dataset(self) -> JobCreate:
-        if (self.dataset_id is None) == (self.dataset is None):
+        if (self.dataset_id is not None and self.dataset is not None) or (
+                self.dataset_id is None and self.dataset is None and self.continue_from is None):
             raise ValueError("give exactly one of 'dataset_id' or 'dataset'")
-        return self
+        return self  # a missing ``network`` (without ``continue_from``): jobs.resolved_spec
 
     def engine_spec(self) -> dict[str, Any]:
         """The spec in the engine's terms: only the fields the client gave."""
@@ -228,7 +244,11 @@ class JobOut(BaseModel):
     spec: dict[str, Any]
     progress: Progress
     metrics: Metrics | None
-    model_id: str | None
+    model_id: str | None = Field(description=(
+        "The model it made: on success, and also when it was cancelled or hit its time limit "
+        "while running (a partial model of the best weights so far, see the model's `partial`)."))
+    parent_model_id: str | None = Field(None, description=(
+        "The model this job trains further (`continue_from`)."))
     error: ErrorOut | None
     attempts: int
     gradient_check: GradientCheckOut | None = Field(
@@ -253,6 +273,12 @@ class HistoryRow(BaseModel):
 # -- models ------------------------------------------------------------------------------------
 
 
+class Partial(BaseModel):
+    reason: Literal["cancelled", "time_limit"]
+    epoch: int = Field(description="The epoch training reached.")
+    epochs: int = Field(description="The epoch it was to train up to.")
+
+
 class ModelOut(BaseModel):
     id: str
     job_id: str
@@ -268,6 +294,16 @@ class ModelOut(BaseModel):
         description="The evaluation report on the job's validation rows (when it had some).")
     gradient_check: GradientCheckOut | None
     warnings: list[Finding]
+    epochs_trained: int | None = Field(None, description=(
+        "The epochs its training state has reached (counting those of the models it continues)."))
+    parent_model_id: str | None = Field(None, description=(
+        "The model it was trained further from (`continue_from`), if any."))
+    partial: Partial | None = Field(None, description=(
+        "Set when training stopped before its end: the model holds the best weights so far (by "
+        "validation loss; the last ones without validation rows). It predicts and can be "
+        "continued."))
+    continuable: bool = Field(False, description=(
+        "It keeps its final training state: a job can `continue_from` it."))
     created_at: datetime
 
 

@@ -56,6 +56,9 @@ def _check_body(body: dict[str, Any], ds: Dataset, limits: Limits) -> dict[str, 
 
 def create(s: Session, tenant_id: str, body: SweepCreate, limits: Limits) -> Sweep:
     """Validate the sweep and make its row (trials start with ``advance``)."""
+    if body.base.continue_from is not None:
+        raise invalid(["base", "continue_from"], "a sweep's trials train from scratch; continue "
+                      "its best trial's model with a job afterwards")
     base = body.base.model_dump(mode="json", exclude_none=True, by_alias=True)
     if body.base.dataset is not None:
         ds = datasets.store(s, tenant_id, datasets.from_json(body.base.dataset, limits))

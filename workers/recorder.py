@@ -91,7 +91,11 @@ class Recorder:
         self.claim, self.settings = claim, settings
         self.epochs: int = claim.spec["training"]["epochs"]
         self.items: deque[dict[str, Any] | Checkpoint | Diagnostics] = deque()
-        self.cancelled = self.lost = False
+        self.cancelled = self.lost = self.timed_out = False
+        # The time limit, kept cooperatively a little before Celery's soft limit would interrupt
+        # training mid-step: the run stops at an epoch's (or a batch's) end, its model kept.
+        limit = settings.task_soft_time_limit
+        self.deadline = time.monotonic() + limit - min(30.0, max(0.1, 0.05 * limit))
         self.written_epoch = claim.checkpoint_epoch
         # Progress in epochs (fractional between batches) and when it was reached, and the
         # point the rate is measured from: the ETA is the remaining epochs at that rate. The
@@ -117,7 +121,7 @@ class Recorder:
             self.advance(float(progress.epoch), now, sum(r["seconds"] for r in rows), len(rows))
         else:  # between batches
             self.advance(progress.epoch + (progress.batch or 0) / progress.batches, now)
-            return self.cancelled or self.lost
+            return self._stopping(now)
         if progress.diagnostics:  # before its row: never committed after it (event streams)
             self.items.append(Diagnostics(progress.epoch, progress.diagnostics))
         self.items.extend(rows)  # after the position: a flush that writes them has an ETA
@@ -131,7 +135,12 @@ class Recorder:
             self.checkpoint_queued = True
             self.last_checkpoint = (progress.epoch, now)
             self.items.append(Checkpoint(progress.epoch, progress.checkpoint()))
-        return self.cancelled or self.lost
+        return self._stopping(now)
+
+    def _stopping(self, now: float) -> bool:
+        if now >= self.deadline:
+            self.timed_out = True
+        return self.cancelled or self.lost or self.timed_out
 
     def advance(self, at: float, now: float, seconds: float | None = None,
                 epochs: int = 0) -> None:

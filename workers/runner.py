@@ -4,8 +4,9 @@ without Celery.
 
 Every write of an attempt is fenced by its attempt number: if the job was handed to another
 attempt meanwhile, this one stops without writing. Status changes commit in ``claim.finish``
-(failed, cancelled) and ``_store`` (succeeded: the last history rows, the model and the status
-in one transaction); history commits in ``Recorder.flush``.
+(failed) and ``store.store`` (the last history rows, the model and the status in one
+transaction: succeeded, or cancelled / stopped at the time limit with a partial model); history
+commits in ``Recorder.flush``. A ``continue_from`` job trains its source model further.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from itertools import pairwise
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 import backprop
@@ -25,21 +25,22 @@ from backprop import DivergenceError, GradientCheckError, SpecError
 from service import datasets, inspection, storage, wake
 from service.config import Settings
 from service.db import session_scope
-from service.models import Dataset, Job, TrainedModel, new_id, utcnow
+from service.models import Dataset, Job, TrainedModel
 
 from . import observe
-from .claim import Claim, claim, drop_checkpoint, finish, running_here
+from .claim import Claim, claim, finish, running_here
 from .recorder import Recorder
+from .store import store
 
 log = logging.getLogger(__name__)
 JOBS = Job.__table__
 
-# Datasets never change once stored: a worker keeps the last few it trained on, so a job on
-# the same data (a sweep, a retrain) does not read and parse the blob again.
 # The compiled kernel runs groups of epochs of about this much training between callbacks (at
 # its multi-epoch speed): progress moves, and a cancel is seen, at least this often.
 CALLBACK_SECONDS = 0.1
 
+# Datasets never change once stored: a worker keeps the last few it trained on, so a job on
+# the same data (a sweep, a retrain) does not read and parse the blob again.
 _datasets: OrderedDict[str, tuple[int, Any, Any]] = OrderedDict()
 
 
@@ -101,18 +102,24 @@ def _run(c: Claim, settings: Settings, recorder: Recorder) -> str | None:
             X, y = _dataset(s, ds, settings.dataset_cache_bytes)
             task, feature_names, rows, features = (ds.task, list(ds.feature_names), ds.rows,
                                                    ds.features)
+            source, same_data = _source(s, c)
     except DBAPIError:
         raise
     except Exception as exc:
         log.exception("job %s: could not load its data", c.job_id)
         return _failed(c, "Could not load the dataset", str(exc))
+    if source is None and "continue_from" in c.spec:
+        return _failed(c, "Model to continue from deleted", f"model "
+                       f"{c.spec['continue_from']['model_id']} or its training state no longer "
+                       "exists")
 
     try:
-        model = backprop.train(c.spec, X, y, task=task, feature_names=feature_names,
+        model = backprop.train({"network": c.spec["network"], "training": c.spec["training"]},
+                               X, y, task=task, feature_names=feature_names,
                                callback=recorder,
                                callback_every=_callback_every(c.spec, rows, features),
                                callback_seconds=CALLBACK_SECONDS,
-                               resume=c.checkpoint)
+                               resume=c.checkpoint, continue_from=source, same_data=same_data)
     except DivergenceError as exc:
         recorder.flush()
         with session_scope() as s:
@@ -134,48 +141,25 @@ def _run(c: Claim, settings: Settings, recorder: Recorder) -> str | None:
         return _failed(c, "Internal error", f"{type(exc).__name__}: {exc}")
 
     recorder.close()  # no more ticks: what is still queued is written by this thread
-    if model.stop_reason == "callback" or recorder.lost:
-        if recorder.lost or (recorder.flush() and recorder.lost):
-            return None
-        if recorder.cancelled:
-            return "cancelled" if finish(c.job_id, c.attempt, "cancelled") else None
-    return _store(c, model, task, recorder)
+    if recorder.lost:
+        return None
+    ending = "succeeded"
+    if model.stop_reason == "callback":  # stopped from outside: it keeps a partial model
+        ending = "cancelled" if recorder.cancelled else "time_limit"
+    return store(c, model, task, recorder, ending, settings.task_soft_time_limit)
 
 
 def _failed(c: Claim, title: str, detail: str, **extra: Any) -> str | None:
     return "failed" if finish(c.job_id, c.attempt, "failed", title, detail, **extra) else None
 
 
-def _store(c: Claim, model: backprop.Model, task: str, recorder: Recorder) -> str | None:
-    """One transaction ends the job: the last history rows and progress, the model, then the
-    job's success (fenced). ``finished_at`` is taken once the model's bytes are written, just
-    before the commit that shows them all."""
-    data = model.to_bytes()  # before the transaction: no write lock held while it serialises
-    with session_scope() as s:
-        if recorder.flush(s) and recorder.lost:
-            s.rollback()
-            return None
-        model_id = new_id("mdl")
-        reports = inspection.reports(s, c.job_id, model, whole_run=c.checkpoint is None)
-        blob = storage.put(s, data)
-        s.flush()
-        s.add(TrainedModel(id=model_id, tenant_id=c.tenant_id, job_id=c.job_id,
-                           dataset_id=c.dataset_id, spec=model.spec, inputs=model.n_inputs,
-                           outputs=model.n_outputs, task=task, classes=model.classes,
-                           feature_names=model.feature_names or [],
-                           metrics={**model.metrics, "stop_reason": model.stop_reason},
-                           evaluation=model.evaluation, **reports, blob_id=blob.id))
-        s.flush()
-        owned = s.execute(update(JOBS).where(JOBS.c.id == c.job_id,
-                                             JOBS.c.attempts == c.attempt,
-                                             JOBS.c.status == "running")
-                          .values(status="succeeded", finished_at=utcnow(), eta_seconds=None,
-                                  model_id=model_id, metrics=model.metrics, **reports)
-                          .returning(JOBS.c.checkpoint_blob_id)).first()
-        if owned is None:  # another attempt has the job: nothing of this one is kept
-            s.rollback()
-            return None
-        if owned.checkpoint_blob_id:
-            drop_checkpoint(s, c.job_id, owned.checkpoint_blob_id)
-    wake.notify(c.job_id)
-    return "succeeded"
+def _source(s: Any, c: Claim) -> tuple[backprop.Model | None, bool]:
+    """The model a ``continue_from`` job trains further, with its training state, and whether
+    this job trains on the rows it was trained on; ``(None, True)`` for any other job."""
+    ref = c.spec.get("continue_from")
+    row = s.get(TrainedModel, ref["model_id"]) if ref else None
+    if row is None or row.state_blob_id is None:
+        return None, True
+    model = backprop.Model.from_bytes(storage.get(s, row.blob_id))
+    model.training_state = storage.get(s, row.state_blob_id)
+    return model, row.dataset_id == c.dataset_id

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Response, current_app
 
-from .. import db, storage
+from .. import continuation, db, storage
 from ..models import Blob, TrainedModel
 from ..predict import ModelCache, predict, process_cache, to_array
-from ..schemas import ListQuery, ModelOut, ModelPage, ModelPath, PredictIn, PredictOut
+from ..schemas import ListQuery, ModelOut, ModelPage, ModelPath, PredictIn, PredictOut, Problem
 from .common import blueprint, newest_first, owned, settings, tenant
 
 bp = blueprint("models", "models", "Trained models: inspect, download, predict.")
@@ -20,7 +20,9 @@ def out(m: TrainedModel) -> dict[str, Any]:
             "inputs": m.inputs, "outputs": m.outputs, "task": m.task, "classes": m.classes,
             "feature_names": m.feature_names, "metrics": m.metrics,
             "evaluation": m.evaluation, "gradient_check": m.gradient_check,
-            "warnings": m.warnings or [], "created_at": m.created_at.isoformat()}
+            "warnings": m.warnings or [], "epochs_trained": m.epochs_trained,
+            "parent_model_id": m.parent_model_id, "partial": m.partial,
+            "continuable": m.state_blob_id is not None, "created_at": m.created_at.isoformat()}
 
 
 def _cache() -> ModelCache:
@@ -69,14 +71,18 @@ def get_weights(path: ModelPath) -> Any:
 
 
 @bp.delete("/models/<model_id>", operation_id="delete_model", summary="Delete a model",
-           responses={204: None})
+           responses={204: None, 409: Problem})
 def delete_model(path: ModelPath) -> Any:
+    """Delete a model (its weights and training state); `409` while a queued or running job
+    continues from it."""
     m = owned(TrainedModel, path.model_id, "model")
     s = db.request_session()
-    blob = s.get(Blob, m.blob_id)
+    continuation.refuse_delete(s, m.id)
+    blobs = [b for b in (s.get(Blob, m.blob_id),
+                         s.get(Blob, m.state_blob_id) if m.state_blob_id else None) if b]
     s.delete(m)
     s.flush()
-    if blob is not None:
+    for blob in blobs:
         s.delete(blob)
     s.commit()
     _cache().drop(m.id)

@@ -13,7 +13,7 @@ from .helpers import BLOBS, QUICK, XOR, locs, problem, train, utc_time, walk
 
 MODEL_FIELDS = {"id", "job_id", "dataset_id", "spec", "inputs", "outputs", "task", "classes",
                 "feature_names", "metrics", "evaluation", "gradient_check", "warnings",
-                "created_at"}
+                "epochs_trained", "parent_model_id", "partial", "continuable", "created_at"}
 
 
 @pytest.fixture()

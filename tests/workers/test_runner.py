@@ -174,7 +174,7 @@ def test_unknown_job_id_is_dropped(app: Any) -> None:
     assert run(app, "job_does_not_exist") is None
 
 
-def test_cancel_while_running_keeps_partial_history(app: Any, client: Any,
+def test_cancel_while_running_keeps_the_history_and_a_partial_model(app: Any, client: Any,
                                                     auth: dict[str, str]) -> None:
     app.config["SETTINGS"].flush_every_seconds = 0.02
     rng = np.random.default_rng(0)
@@ -217,14 +217,21 @@ def test_cancel_while_running_keeps_partial_history(app: Any, client: Any,
     assert result == ["cancelled"]
 
     done = get_job(client, auth, job["id"])
-    assert done["status"] == "cancelled"
-    assert done["model_id"] is None
+    assert done["status"] == "cancelled" and done["error"] is None
     utc_time(done["finished_at"])
     history = walk(client, auth, f"/v1/jobs/{job['id']}/history", 100)
     assert len(history) == done["progress"]["epoch"]
     assert 0 < len(history) < epochs
     assert [row["epoch"] for row in history] == list(range(1, len(history) + 1))
-    assert walk(client, auth, "/v1/models", 100) == []
+    # what it learnt is kept: a partial model of the last weights (no validation rows)
+    model = client.get(f"/v1/models/{done['model_id']}", headers=auth).get_json()
+    assert model["partial"] == {"reason": "cancelled", "epoch": len(history), "epochs": epochs}
+    assert model["epochs_trained"] == len(history) == model["metrics"]["epoch"]
+    assert model["continuable"] is True and model["metrics"]["stop_reason"] == "callback"
+    assert done["metrics"]["loss"] == history[-1]["loss"]
+    out = client.post(f"/v1/models/{model['id']}/predict", headers=auth,
+                      json={"inputs": X[:3].tolist()})
+    assert out.status_code == 200 and len(out.get_json()["outputs"]) == 3
     problem(client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth), 409)
 
 
