@@ -146,10 +146,30 @@ def test_cancel_stops_a_running_job_and_keeps_its_history(fault_stack: Stack,
     r = fault_stack.post(f"/v1/jobs/{job_id}/cancel")
     assert r.status_code == 202
     job = fault_stack.wait_job(job_id, timeout=30)
-    assert job["status"] == "cancelled" and job["model_id"] is None
+    assert job["status"] == "cancelled" and job["error"] is None
     epochs = history_epochs(fault_stack, job_id)
     assert epochs and epochs == list(range(1, len(epochs) + 1)) and len(epochs) < 2000
     assert fault_stack.post(f"/v1/jobs/{job_id}/cancel").status_code == 409
+    # what it learnt is kept: the best epoch's weights (it has validation rows), partial
+    model = fault_stack.get(f"/v1/models/{job['model_id']}").json()
+    assert model["partial"] == {"reason": "cancelled", "epoch": len(epochs), "epochs": 2000}
+    history = fault_stack.get(f"/v1/jobs/{job_id}/history?limit=1000").json()["items"]
+    best = min(history, key=lambda r: r["val_loss"])
+    assert model["metrics"]["epoch"] == best["epoch"]
+    assert model["metrics"]["val_loss"] == best["val_loss"]
+    keep_predicting_and_continue(fault_stack, model, len(epochs))
+
+
+def keep_predicting_and_continue(stack: Stack, model: dict[str, Any], reached: int) -> None:
+    """A partial model predicts, and a job trains it further from the epoch it reached."""
+    r = stack.post(f"/v1/models/{model['id']}/predict", json={"inputs": [[0.0] * model["inputs"]] * 2})
+    assert r.status_code == 200 and len(r.json()["outputs"]) == 2, r.text
+    more = stack.post("/v1/jobs", json={"continue_from": {"model_id": model["id"]},
+                                        "training": {"epochs": 2}})
+    assert more.status_code == 202, more.text
+    done = stack.wait_job(more.json()["id"], timeout=60)
+    assert done["status"] == "succeeded", done
+    assert history_epochs(stack, done["id"]) == [reached + 1, reached + 2]
 
 
 def test_job_accepted_while_the_broker_is_down_is_sent_later(fault_stack: Stack,
@@ -184,7 +204,7 @@ def test_database_down_is_a_503_problem(tmp_path: Path) -> None:
     assert ready.json["checks"]["database"].startswith("unreachable")
 
 
-def test_a_job_over_its_time_limit_fails_saying_so(tmp_path: Path) -> None:
+def test_a_job_over_its_time_limit_fails_saying_so_and_keeps_a_model(tmp_path: Path) -> None:
     s = Stack(tmp_path, f"sqlite:///{tmp_path / 'service.db'}", "filesystem://",
               TASK_SOFT_TIME_LIMIT="2", TASK_TIME_LIMIT="8").start()
     try:
@@ -197,6 +217,13 @@ def test_a_job_over_its_time_limit_fails_saying_so(tmp_path: Path) -> None:
         assert job["status"] == "failed", job
         assert job["error"]["title"] == "Time limit exceeded"
         assert "TASK_SOFT_TIME_LIMIT" in job["error"]["detail"]
+        # stopped at an epoch's end before the limit, with what it learnt kept
+        model = s.get(f"/v1/models/{job['model_id']}").json()
+        reached = job["progress"]["epoch"]
+        assert model["partial"] == {"reason": "time_limit", "epoch": reached, "epochs": 100000}
+        assert job["model_id"] in job["error"]["detail"]
+        assert history_epochs(s, job["id"]) == list(range(1, reached + 1))
+        keep_predicting_and_continue(s, model, reached)
     finally:
         s.stop()
 
@@ -242,6 +269,7 @@ def checkpoint_rows(stack: Stack) -> tuple[int, int]:
         orphans = conn.scalar(text(
             "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM datasets) "
             "AND id NOT IN (SELECT blob_id FROM models) AND id NOT IN "
+            "(SELECT state_blob_id FROM models WHERE state_blob_id IS NOT NULL) AND id NOT IN "
             "(SELECT checkpoint_blob_id FROM jobs WHERE checkpoint_blob_id IS NOT NULL)"))
     engine.dispose()
     return referenced, orphans
