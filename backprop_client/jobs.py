@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import JobCancelled, JobFailed, WaitTimeout
 from .progress import ProgressBar
-from .resources import Dataset, Job
+from .resources import Dataset, Job, Model
 from .stream import Event, Follower, NoStream
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class Jobs:
                dataset: str | Dataset | None = None, layers: Layers | None = None,
                network: Mapping[str, Any] | None = None,
                training: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
-               **fields: Any) -> Job:
+               continue_from: str | Model | None = None, **fields: Any) -> Job:
         """Start a training job.
 
         ``spec`` is a whole job body (``{"dataset_id", "network", "training"}``); keyword
@@ -103,6 +103,10 @@ class Jobs:
         name or a dict), ``learning_rate``, and any training field (``epochs=200,
         batch_size=32, validation_split=0.2, seed=1, ...``).
 
+        ``continue_from`` (a model or its id) trains that model further: the job takes the
+        model's spec, with what you give in its place, and ``epochs`` more epochs; the dataset
+        defaults to the model's (``job.spec["continue_from"]`` says what was kept).
+
         Every call sends an ``Idempotency-Key`` (``idempotency_key`` or a fresh one), so its
         retries never start a second job.
 
@@ -110,6 +114,9 @@ class Jobs:
         ...                          learning_rate=0.01, epochs=200, validation_split=0.2)
         """
         body = job_body(spec, dataset, network, layers, training, dict(fields))
+        if continue_from is not None:
+            body["continue_from"] = {"model_id": continue_from.id
+                                     if isinstance(continue_from, Model) else continue_from}
         key = idempotency_key or f"bpc-{uuid.uuid4()}"
         d = self._client.transport.json("POST", "/v1/jobs", json=body,
                                         headers={"Idempotency-Key": key}, idempotent=True)

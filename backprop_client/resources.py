@@ -150,5 +150,22 @@ class Model:
     def download(self, path: str | Path | None = None) -> backprop.Model:
         return self._client.models.download(self.id, path)
 
+    @property
+    def partial(self) -> dict[str, Any] | None:
+        """``{"reason", "epoch", "epochs"}`` when its job stopped before the end (cancelled,
+        time limit): the best weights so far."""
+        return self.raw.get("partial")
+
+    @property
+    def parent_model_id(self) -> str | None:
+        return self.raw.get("parent_model_id")
+
+    def continue_training(self, epochs: int | None = None, **fields: Any) -> Job:
+        """A job that trains this model further (``client.jobs.create(continue_from=...)``):
+        ``epochs`` more, with any other job field to change (``optimizer``, ``dataset``, ...)."""
+        if epochs is not None:
+            fields["epochs"] = epochs
+        return self._client.jobs.create(continue_from=self, **fields)
+
     def delete(self) -> None:
         self._client.models.delete(self.id)

@@ -1,8 +1,8 @@
 """``continue_from``: a job that trains a stored model further.
 
 The job's spec is the model's own, with what the body gives in its place: ``network`` (which
-must describe the same architecture) and each ``training`` field given (a nested object such as
-``optimizer`` replaces the model's whole). ``training.epochs`` counts the epochs to train on
+must describe the same architecture) and each ``training`` field given (``optimizer`` and
+``lr_schedule`` of the same name change only the fields given). ``training.epochs`` counts the epochs to train on
 from the model's, which history rows and progress number on from. The resolved spec says what
 was kept: the optimiser state (when the optimiser and its hyperparameters are unchanged), the
 schedule, the random generator (same seed), and which training fields changed.
@@ -36,11 +36,19 @@ def source(s: Session, tenant_id: str, model_id: str) -> TrainedModel:
 
 
 def engine_spec(body: JobCreate, src: TrainedModel) -> dict[str, Any]:
-    """The body's spec laid over the model's: the fields the client gave replace the model's."""
+    """The body's spec laid over the model's: the fields the client gave replace the model's.
+    An ``optimizer`` or ``lr_schedule`` of the same name (or none) changes only the fields it
+    gives (``{"learning_rate": 0.001}`` keeps Adam and its betas); another name replaces it."""
     given = body.engine_spec()
-    training = {k: v for k, v in src.spec["training"].items() if k != "epochs"}
+    old = src.spec["training"]
+    training = {k: v for k, v in old.items() if k != "epochs"}
     training.update(given.get("training", {}))
-    training.setdefault("epochs", src.spec["training"]["epochs"])
+    for name in ("optimizer", "lr_schedule"):
+        part = getattr(body.training, name, None) if body.training else None
+        if part is not None and isinstance(old.get(name), dict) and (
+                "name" not in part.model_fields_set or part.name == old[name].get("name")):
+            training[name] = {**old[name], **part.model_dump(exclude_unset=True)}
+    training.setdefault("epochs", old["epochs"])
     return {"network": given.get("network", src.spec["network"]), "training": training}
 
 

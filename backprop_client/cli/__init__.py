@@ -16,7 +16,7 @@ from .. import __version__
 from ..client import Client
 from ..errors import BackpropError
 from .datasets import datasets
-from .jobs import jobs, train
+from .jobs import continue_, jobs, train
 from .models import models
 from .output import problem
 
@@ -84,6 +84,7 @@ def cli(ctx: click.Context, url: str | None, api_key: str | None, timeout: float
 
 cli.add_command(datasets)
 cli.add_command(train)
+cli.add_command(continue_)
 cli.add_command(jobs)
 cli.add_command(models)
 

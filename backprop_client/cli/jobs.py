@@ -115,6 +115,35 @@ def train(dataset_id: str, layers: str | None, optimizer: str | None,
     _finish(job, quiet, as_json_, wait)
 
 
+@click.command("continue")
+@click.argument("model_id")
+@click.option("--epochs", "-e", type=int, help="Epochs to train after the model's.")
+@click.option("--dataset", "dataset_id", help="Another dataset of the same width (default: the "
+              "model's).")
+@click.option("--optimizer", "-o", help="A new optimiser (its state then starts fresh).")
+@click.option("--lr", "learning_rate", type=float, help="A new learning rate.")
+@click.option("--idempotency-key", help="Send this key (a retry with it returns the same job).")
+@click.option("--wait", "-w", is_flag=True, help="Follow the job until it ends.")
+@quiet_option
+@json_option
+def continue_(model_id: str, epochs: int | None, dataset_id: str | None, optimizer: str | None,
+              learning_rate: float | None, idempotency_key: str | None, wait: bool,
+              quiet: bool, as_json_: bool) -> None:
+    """Train MODEL_ID further from its final training state: the same spec, --epochs more.
+    Nothing changed: 100 epochs then 100 more are 200 in one job, bit for bit.
+
+    \b
+    Example:
+      bp continue mdl_0123 --epochs 100 --wait
+    """
+    extra: dict[str, Any] = {k: v for k, v in {"epochs": epochs,
+                                                "learning_rate": learning_rate}.items()
+                             if v is not None}
+    job = client().jobs.create(continue_from=model_id, dataset=dataset_id, optimizer=optimizer,
+                               idempotency_key=idempotency_key, **extra)
+    _finish(job, quiet, as_json_, wait)
+
+
 def _int(value: str) -> int:
     try:
         return int(value)

@@ -78,6 +78,16 @@ def test_upload_train_history_predict_download(stack: Stack, tmp_path: Path) -> 
     assert local.predict_labels(X[:5]) == out["labels"]
     assert model in ok(bp(stack, "models", "list"))
 
+    # train it 5 epochs further with a smaller learning rate (Adam kept, its state fresh)
+    more = bp(stack, "continue", model, "--epochs", "5", "--lr", "0.01", "--wait", "-q")
+    again = json.loads(ok(bp(stack, "models", "show", ok(more).strip(), "--json")))
+    assert again["parent_model_id"] == model and again["epochs_trained"] == 30
+    spec = json.loads(ok(bp(stack, "jobs", "show", again["job_id"], "--json")))["spec"]
+    assert spec["training"]["optimizer"]["name"] == "adam"
+    assert spec["continue_from"]["optimizer_state"] == "fresh"
+    rows = json.loads(ok(bp(stack, "jobs", "history", again["job_id"], "--json")))
+    assert [r["epoch"] for r in rows] == [26, 27, 28, 29, 30]
+
 
 def test_errors_go_to_stderr_with_exit_code_1(stack: Stack, tmp_path: Path) -> None:
     missing = bp(stack, "jobs", "show", "job_nope")

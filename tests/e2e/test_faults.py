@@ -162,7 +162,8 @@ def test_cancel_stops_a_running_job_and_keeps_its_history(fault_stack: Stack,
 
 def keep_predicting_and_continue(stack: Stack, model: dict[str, Any], reached: int) -> None:
     """A partial model predicts, and a job trains it further from the epoch it reached."""
-    r = stack.post(f"/v1/models/{model['id']}/predict", json={"inputs": [[0.0] * model["inputs"]] * 2})
+    rows = [[0.0] * model["inputs"]] * 2
+    r = stack.post(f"/v1/models/{model['id']}/predict", json={"inputs": rows})
     assert r.status_code == 200 and len(r.json()["outputs"]) == 2, r.text
     more = stack.post("/v1/jobs", json={"continue_from": {"model_id": model["id"]},
                                         "training": {"epochs": 2}})

@@ -91,6 +91,17 @@ def test_a_new_optimiser_is_allowed_and_said(app: Any, client: Any, auth: dict[s
     assert rows[0]["epoch"] == 41 and rows[0]["learning_rate"] == 0.01
 
 
+def test_a_new_learning_rate_keeps_the_optimiser_and_its_other_settings(
+        client: Any, auth: dict[str, str], first: dict[str, Any]) -> None:
+    more = continue_job(client, auth, first["model_id"],
+                        training={"optimizer": {"learning_rate": 0.005}})
+    opt = more["spec"]["training"]["optimizer"]
+    assert opt == {**first["spec"]["training"]["optimizer"], "learning_rate": 0.005}
+    assert opt["name"] == "adam" and more["spec"]["training"]["epochs"] == 40
+    assert more["spec"]["continue_from"]["optimizer_state"] == "fresh"
+    assert more["spec"]["continue_from"]["changed"] == ["optimizer"]
+
+
 @pytest.mark.parametrize(("network", "loc", "needle"), [
     ({"layers": [{"units": 7}, {"units": 3}]}, ["network", "layers", 0, "units"], "7"),
     ({"layers": [{"units": 6, "activation": "relu"}, {"units": 3}]},
