@@ -3,9 +3,10 @@
 The job's spec is the model's own, with what the body gives in its place: ``network`` (which
 must describe the same architecture) and each ``training`` field given (``optimizer`` and
 ``lr_schedule`` of the same name change only the fields given). ``training.epochs`` counts the
-epochs to train on from the model's, which history rows and progress number on from. The resolved spec says what
-was kept: the optimiser state (when the optimiser and its hyperparameters are unchanged), the
-schedule, the random generator (same seed), and which training fields changed.
+epochs to train on from the model's, which history rows and progress number on from. The
+resolved spec says what was kept: the optimiser state (when the optimiser and its
+hyperparameters are unchanged), the schedule, the random generator (same seed), and which
+training fields changed.
 """
 
 from __future__ import annotations
