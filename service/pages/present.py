@@ -106,4 +106,15 @@ def model_row(m: dict[str, Any]) -> dict[str, Any]:
             "feature_names": ", ".join(map(str, m["feature_names"])),
             "accuracy": percent(m["metrics"].get("accuracy")),
             "loss": num(m["metrics"].get("loss")),
-            "metrics": metrics_rows(m["metrics"]), "created": when(m["created_at"])}
+            "metrics": metrics_rows(m["metrics"]), "created": when(m["created_at"]),
+            "epochs_trained": m.get("epochs_trained"), "parent": m.get("parent_model_id"),
+            "partial": partial_text(m.get("partial"))}
+
+
+def partial_text(partial: dict[str, Any] | None) -> str | None:
+    """How a partial model's training stopped, for people."""
+    if not partial:
+        return None
+    why = "cancelled" if partial["reason"] == "cancelled" else "stopped at its time limit"
+    return (f"Partial: its job was {why} at epoch {partial['epoch']} of {partial['epochs']}; "
+            "these are the best weights so far")

@@ -182,3 +182,21 @@ def test_a_sweep_cannot_continue_a_model(client: Any, auth: dict[str, str],
             "max_trials": 2}
     err = problem(client.post("/v1/sweeps", headers=auth, json=body), 422)
     assert locs(err) == [["base", "continue_from"]]
+
+
+def test_the_model_page_shows_lineage_and_a_partial_model(app: Any, client: Any,
+                                                          auth: dict[str, str], key: str,
+                                                          first: dict[str, Any]) -> None:
+    from .test_pages import sign_in
+
+    sign_in(client, key)
+    more = continue_job(client, auth, first["model_id"], training={"epochs": 500})
+    # a time limit no longer than its margin: the job stops after its first epoch
+    app.config["SETTINGS"].task_soft_time_limit = 0.1
+    assert run(app, more["id"]) == "failed"
+    job = client.get(f"/v1/jobs/{more['id']}", headers=auth).get_json()
+    model = client.get(f"/v1/models/{job['model_id']}", headers=auth).get_json()
+    assert model["partial"] == {"reason": "time_limit", "epoch": 41, "epochs": 540}
+    page = client.get(f"/models/{model['id']}").get_data(as_text=True)
+    assert 'id="partial"' in page and "stopped at its time limit at epoch 41 of 540" in page
+    assert f'href="/models/{first["model_id"]}"' in page and "Continued from" in page
