@@ -2,10 +2,14 @@
 processes (wall-clock ratio), and the median pruner against no pruner (total epoch-time and the
 best trial found).
 
-    .venv/bin/python bench/sweeps.py [--trials 16] [--epochs 60]
+    .venv/bin/python bench/sweeps.py [--trials 16] [--epochs 1500]
 
 Each worker process runs one trial at a time with one BLAS thread. Trials are CPU-bound
-(64-32-10 tanh, batch 32, on 1,500 synthetic digit-like rows). The last line is one JSON object.
+(64-32-10 tanh, batch 32, on 1,500 synthetic digit-like rows). Before each stack's measured
+sweeps a small sweep warms the workers up (dataset cache) and the script waits for the machine
+to be idle (each new worker process compiles or loads the compiled kernel in a background
+thread, seconds of CPU that would otherwise take the second core from the trials), so that
+neither side counts a cold start. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -26,6 +30,24 @@ def _dataset(rows: int = 1500, seed: int = 0) -> dict[str, Any]:
     labels = rng.integers(0, 10, rows)
     X = centres[labels] + rng.normal(scale=2.5, size=(rows, 64))
     return {"name": "blobs64", "inputs": X.round(3).tolist(), "labels": labels.tolist()}
+
+
+def _wait_idle(most: float = 120.0) -> float:
+    """Wait until the machine's CPUs are >= 85 % idle over a second (the new workers have
+    compiled or loaded their kernels), at most ``most`` seconds; returns the seconds waited."""
+    def times() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields)
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < most:
+        idle0, total0 = times()
+        time.sleep(1.0)
+        idle1, total1 = times()
+        if (idle1 - idle0) >= 0.85 * max(1, total1 - total0):
+            break
+    return time.monotonic() - t0
 
 
 def _sweep_body(dataset_id: str, trials: int, epochs: int, concurrent: int,
@@ -65,18 +87,22 @@ def _run_sweep(base: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=1500)
     args = ap.parse_args()
     env = {"BLAS_THREADS": "1", "REAPER_INTERVAL_SECONDS": "1"}
     results: dict[str, Any] = {}
     with stack("postgres+redis", **env) as (base, keys, _log):
         http = session(keys[0])
         ds = http.post(f"{base}/v1/datasets", json=_dataset(), timeout=60).json()["id"]
+        _run_sweep(base, keys[0], _sweep_body(ds, 1, 5, 1, None))  # warm-up
+        results["idle_wait_one"] = _wait_idle()
         results["one_worker"] = _run_sweep(
             base, keys[0], _sweep_body(ds, args.trials, args.epochs, 1, None))
     with stack("postgres+redis", workers=2, **env) as (base, keys, _log):
         http = session(keys[0])
         ds = http.post(f"{base}/v1/datasets", json=_dataset(), timeout=60).json()["id"]
+        _run_sweep(base, keys[0], _sweep_body(ds, 4, 5, 2, None))  # warm-up
+        results["idle_wait_two"] = _wait_idle()
         results["two_workers"] = _run_sweep(
             base, keys[0], _sweep_body(ds, args.trials, args.epochs, 2, None))
         results["two_workers_median_pruner"] = _run_sweep(
