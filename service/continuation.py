@@ -76,13 +76,19 @@ def n_outputs(src: TrainedModel) -> int:
     return len(src.classes) if src.classes else src.outputs
 
 
-def record(spec: dict[str, Any], src: TrainedModel) -> dict[str, Any]:
-    """Check the resolved ``spec`` against the model's (422 naming what differs) and add the
-    ``continue_from`` record: where it starts and what it keeps."""
+def check(spec: dict[str, Any], src: TrainedModel) -> None:
+    """``spec`` (its network resolved) has the model's architecture, dtype and scaling; else
+    a 422 naming what differs."""
     try:
         check_continuable(spec, src.spec)
     except SpecError as exc:
         raise invalid(list(exc.loc), exc.msg) from None
+
+
+def record(spec: dict[str, Any], src: TrainedModel) -> dict[str, Any]:
+    """Check the resolved ``spec`` against the model's and add the ``continue_from`` record:
+    where it starts and what it keeps."""
+    check(spec, src)
     old, new = src.spec["training"], spec["training"]
     same_optimizer = old["optimizer"] == new["optimizer"]
     changed = sorted(k for k in new if k != "epochs" and new.get(k) != old.get(k))

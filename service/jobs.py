@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backprop import count_parameters, estimate_training_memory, largest_batch, resolve_spec
+from backprop.spec import resolve_network
 
 from . import continuation, datasets, metrics, wake
 from .config import Limits
@@ -113,8 +114,14 @@ def resolved_spec(body: JobCreate, ds: Dataset, limits: Limits,
                                            n_outputs=ds.outputs, task=ds.task, n_rows=ds.rows),
                               ds, limits)
     continuation.check_data(ds, source)
-    spec = resolve_spec(continuation.engine_spec(body, source), n_inputs=ds.features,
-                        n_outputs=continuation.n_outputs(source), task=ds.task, n_rows=ds.rows)
+    merged = continuation.engine_spec(body, source)
+    outputs = continuation.n_outputs(source)
+    # the architecture first: a changed output layer is named as such, not by the loss it breaks
+    continuation.check({"network": resolve_network(merged["network"], n_inputs=ds.features,
+                                                   n_outputs=outputs, task=ds.task),
+                        "training": merged["training"]}, source)
+    spec = resolve_spec(merged, n_inputs=ds.features, n_outputs=outputs, task=ds.task,
+                        n_rows=ds.rows)
     return continuation.record(_within_limits(spec, ds, limits), source)
 
 

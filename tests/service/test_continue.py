@@ -107,6 +107,9 @@ def test_a_new_learning_rate_keeps_the_optimiser_and_its_other_settings(
     ({"layers": [{"units": 6, "activation": "relu"}, {"units": 3}]},
      ["network", "layers", 0, "activation"], "relu"),
     ({"layers": [{"units": 6}, {"units": 6}, {"units": 3}]}, ["network", "layers"], "3 layers"),
+    # named as an architecture change, not by the model's loss it would no longer fit
+    ({"layers": [{"units": 6}, {"units": 3, "activation": "sigmoid"}]},
+     ["network", "layers", 1, "activation"], "sigmoid"),
 ])
 def test_a_different_architecture_is_a_422_naming_it(client: Any, auth: dict[str, str],
                                                      first: dict[str, Any],
