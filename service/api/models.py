@@ -7,9 +7,10 @@ from typing import Any
 from flask import Response, current_app
 
 from .. import continuation, db, storage
+from ..model_schemas import ModelOut, ModelPage, PredictIn, PredictOut
 from ..models import Blob, TrainedModel
 from ..predict import ModelCache, predict, process_cache, to_array
-from ..schemas import ListQuery, ModelOut, ModelPage, ModelPath, PredictIn, PredictOut, Problem
+from ..schemas import ListQuery, ModelPath, Problem
 from .common import blueprint, newest_first, owned, settings, tenant
 
 bp = blueprint("models", "models", "Trained models: inspect, download, predict.")
