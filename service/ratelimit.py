@@ -28,7 +28,6 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse
 from limits.storage import RedisStorage, Storage
-from limits.strategies import FixedWindowRateLimiter
 from prometheus_client import Counter
 
 from .config import Settings
@@ -118,7 +117,6 @@ class RateLimiter:
     def __init__(self, limit: str, storage: Storage, store_name: str) -> None:
         self.item: RateLimitItem = parse(limit)
         self.storage, self.store_name = storage, store_name
-        self.strategy = FixedWindowRateLimiter(storage)
         self._down_until = 0.0
         self._lock = threading.Lock()
 
@@ -128,14 +126,16 @@ class RateLimiter:
             STORE_ERRORS.inc()
             return {}
         try:
-            allowed = self.strategy.hit(self.item, "v1", key)
-            if allowed:
-                remaining = max(0, self.item.amount - self.storage.get(
-                    self.item.key_for("v1", key)))
+            # FixedWindowRateLimiter.hit is this incr and comparison; calling the storage here
+            # keeps the count it returns, so an allowed request costs one round trip (the
+            # Remaining header used to be a second one, a GET).
+            name = self.item.key_for("v1", key)
+            count = self.storage.incr(name, self.item.get_expiry())
+            if count <= self.item.amount:
                 self._recovered()
                 return {"X-RateLimit-Limit": str(self.item.amount),
-                        "X-RateLimit-Remaining": str(remaining)}
-            reset = self.storage.get_expiry(self.item.key_for("v1", key))
+                        "X-RateLimit-Remaining": str(self.item.amount - count)}
+            reset = self.storage.get_expiry(name)
         except Exception as exc:  # redis and sqlite raise several kinds of connection errors
             self._failed(exc)
             return {}

@@ -8,6 +8,7 @@ such that processes x threads <= cores. The worker's main process runs the reape
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -63,6 +64,10 @@ def _init_process(**_: Any) -> None:
     threadpool_limits(_blas_threads())
     db.configure(settings.database_url)
     kernels.warm_up(settings.data_dir / "numba-cache")  # compiled kernel: in a thread, no wait
+    # The loaded modules live as long as the process: out of the garbage collector's sight, so
+    # that a full collection during training walks what the job made, not ~100,000 more objects.
+    gc.collect()
+    gc.freeze()
 
 
 def reap_once(cfg: Settings = settings, app: Celery = celery) -> dict[str, int]:

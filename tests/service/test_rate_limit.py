@@ -51,6 +51,25 @@ def test_rate_limit_is_per_tenant_and_answers_429_problem(database_url: str,
     assert all(client.get("/healthz").status_code == 200 for _ in range(5))
 
 
+def test_an_allowed_request_is_one_store_round_trip_and_remaining_counts_down(
+        database_url: str, tmp_path: Path) -> None:
+    app = _app(tmp_path, database_url)
+    client: Any = app.test_client()
+    storage = app.extensions["ratelimit"].storage
+    calls: list[str] = []
+    for name in ("incr", "get", "get_expiry"):
+        real = getattr(storage, name)
+        setattr(storage, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name),
+                                                                        _real(*a, **k))[1])
+    h = {"Authorization": f"Bearer {_key('rl-count')}"}
+    remaining = [client.get("/v1/datasets", headers=h).headers["X-RateLimit-Remaining"]
+                 for _ in range(3)]
+    assert remaining == ["2", "1", "0"]
+    assert calls == ["incr"] * 3
+    assert client.get("/v1/datasets", headers=h).status_code == 429
+    assert calls[3:] == ["incr", "get_expiry"]
+
+
 def test_spellings_of_one_key_share_one_budget(database_url: str, tmp_path: Path) -> None:
     client: Any = _app(tmp_path, database_url).test_client()
     key = _key("rl-spell")
