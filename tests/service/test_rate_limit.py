@@ -57,10 +57,17 @@ def test_an_allowed_request_is_one_store_round_trip_and_remaining_counts_down(
     client: Any = app.test_client()
     storage = app.extensions["ratelimit"].storage
     calls: list[str] = []
-    for name in ("incr", "get", "get_expiry"):
+
+    def counted(name: str) -> Any:
         real = getattr(storage, name)
-        setattr(storage, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name),
-                                                                        _real(*a, **k))[1])
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return real(*args, **kwargs)
+        return call
+
+    for name in ("incr", "get", "get_expiry"):
+        setattr(storage, name, counted(name))
     h = {"Authorization": f"Bearer {_key('rl-count')}"}
     remaining = [client.get("/v1/datasets", headers=h).headers["X-RateLimit-Remaining"]
                  for _ in range(3)]
