@@ -27,6 +27,11 @@ PG_ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@12
 REDIS = os.environ.get("BENCH_REDIS_URL") or \
     os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/14"
 STACKS = ("sqlite+filesystem", "postgres+redis")
+# One compiled-kernel cache for every stack a benchmark starts. Each stack has a fresh DATA_DIR,
+# and a worker warming the kernel into an empty DATA_DIR/numba-cache compiles for 15-55 s at a
+# full core, in the background, beside whatever is being measured.
+NUMBA_CACHE = os.environ.get("NUMBA_CACHE_DIR") or \
+    os.path.join(tempfile.gettempdir(), f"backprop-bench-numba-cache-{os.getuid()}")
 LAST_ENV: dict[str, str] = {}  # the environment of the stack started last (to add workers)
 
 
@@ -67,6 +72,7 @@ def stack(name: str, keys: int = 1, workers: int = 1, web_workers: int = 2, **ex
           ) -> Iterator[tuple[str, list[str], Callable[[str], str]]]:
     """Start API + ``workers`` worker processes; yields ``(base_url, api_keys, log_reader)``."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name.split('+')[0]}-"))
+    warm_kernel()
     with (_postgres_database() if name == "postgres+redis"
           else _nullcontext(f"sqlite:///{data_dir / 'service.db'}")) as database_url:
         broker = "filesystem://"
@@ -76,7 +82,7 @@ def stack(name: str, keys: int = 1, workers: int = 1, web_workers: int = 2, **ex
             redis.Redis.from_url(REDIS).flushdb()
             broker = REDIS
         env = {**os.environ, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
-               "BROKER_URL": broker, **extra_env}
+               "BROKER_URL": broker, "NUMBA_CACHE_DIR": NUMBA_CACHE, **extra_env}
         LAST_ENV.clear()
         LAST_ENV.update(env)
         migrate(database_url)
@@ -94,6 +100,17 @@ def stack(name: str, keys: int = 1, workers: int = 1, web_workers: int = 2, **ex
             for p in more:
                 p.stop()
             procs.stop()
+
+
+def warm_kernel() -> None:
+    """Compile the kernel into ``NUMBA_CACHE`` now (a no-op when it is there, or without numba),
+    so that the stack's workers load it in a second or so instead of compiling while measured."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", "from backprop import kernels; "
+                    "kernels.warm_up(background=False)"], check=True,
+                   env={**os.environ, "NUMBA_CACHE_DIR": NUMBA_CACHE},
+                   cwd=Path(__file__).resolve().parent.parent)
 
 
 @contextmanager
