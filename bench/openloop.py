@@ -14,7 +14,7 @@ latency is counted from that due time (so a slow server, or a late client, shows
 instead of as a lower rate: no coordinated omission). Requests are pre-built bytes on up to
 64 keep-alive connections (``--connections``; a request waits for one when all are busy). The
 rate limit is raised to 1,000,000/min so that it never answers 429 but still does its work on
-every request.
+every request. Each phase starts once the server is idle again.
 Errors: anything but a 200 (connection errors and 10 s timeouts included). ``lag`` is how late
 the client sent (its own share of the latency). The last line is one JSON object.
 """
@@ -169,8 +169,21 @@ async def one(pool: Pool, raw: bytes, due: float, phase: Phase) -> None:
     phase.errors[kind] = phase.errors.get(kind, 0) + 1
 
 
+async def settle(port: int, quiet: float = 0.1, longest: float = 30.0) -> None:
+    """Wait until the server is idle (under ``quiet`` of a core for 0.25 s): requests that the
+    last phase gave up on (timeouts) are still being served and would count against the next."""
+    deadline = time.monotonic() + longest
+    while time.monotonic() < deadline:
+        before = gunicorn_cpu(port)
+        await asyncio.sleep(0.25)
+        if gunicorn_cpu(port) - before < quiet * 0.25:
+            return
+
+
 async def offer(pool: Pool, target: Target, rate: float, seconds: float) -> Phase:
-    """Send ``rate * seconds`` requests, request i due at ``start + i / rate``."""
+    """Send ``rate * seconds`` requests, request i due at ``start + i / rate`` (once the server
+    is idle)."""
+    await settle(pool.port)
     phase, opened = Phase(target.name, rate), pool.opened
     cpu0, client0 = gunicorn_cpu(pool.port), time.process_time()
     n = max(1, int(rate * seconds))

@@ -4,7 +4,8 @@ checks that key again, so revoking it signs the browser out."""
 
 from __future__ import annotations
 
-from flask import Flask, session
+from flask import Flask, Request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy.orm import Session
 
 from .config import Settings
@@ -13,7 +14,18 @@ from .models import ApiKey
 COOKIE = "bp_session"
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, minus the signing serializer it builds on every request:
+    an API call carries no session cookie, so it gets an empty session straight away."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def configure(app: Flask, settings: Settings) -> None:
+    app.session_interface = CookieSessions()
     app.config.update(SECRET_KEY=settings.secret(), SESSION_COOKIE_NAME=COOKIE,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
                       SESSION_COOKIE_SECURE=settings.session_cookie_secure,

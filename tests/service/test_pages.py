@@ -95,3 +95,25 @@ def test_swagger_ui_asks_no_outside_validator(client: Any) -> None:
     page = client.get("/docs/swagger").get_data(as_text=True)
     assert '"validatorUrl": null' in page or '"validatorUrl":null' in page
     assert "https://" not in page and "http://" not in page
+
+
+def test_a_request_without_the_cookie_builds_no_session_serializer(
+        app: Any, client: Any, key: str, auth: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[str] = []
+    interface = app.session_interface
+    real = interface.get_signing_serializer
+
+    def counting(flask_app: Any) -> Any:
+        built.append(flask_app.name)
+        return real(flask_app)
+
+    monkeypatch.setattr(interface, "get_signing_serializer", counting)
+    assert client.get("/v1/models", headers=auth).status_code == 200
+    assert client.get("/healthz").status_code == 200
+    assert built == []  # API calls and probes carry no session cookie
+    sign_in(client, key)  # the signed cookie still works: set, then read back
+    assert client.get("/jobs").status_code == 200
+    assert len(built) >= 2
+    client.delete_cookie("bp_session")
+    assert client.get("/jobs").status_code == 302
