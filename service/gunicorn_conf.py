@@ -44,8 +44,10 @@ limit_request_line = 8190  # longer request lines (URLs): 414
 limit_request_fields = 100  # more header fields: 431
 limit_request_field_size = 8190  # a longer header field: 431
 
-# The app logs one line per request (service/observe.py): gunicorn's access log would repeat it.
+# The app logs one line per request (service/observe.py): gunicorn's access log would repeat it,
+# and its logger would build each request's access-log fields even when they go nowhere.
 accesslog = None
+logger_class = "service.gunicorn_worker.Logger"
 graceful_timeout = 10
 # A worker tells the arbiter it is alive by touching a file after every batch of socket events:
 # on a disk filesystem that is a journaled inode write each time (8 % of a loaded worker's

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 import orjson
-from gunicorn import util
+from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.exceptions import RequestTimeout
 
@@ -31,6 +31,16 @@ PROBLEM_JSON = "application/problem+json"
 def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw else default
+
+
+class Logger(glogging.Logger):
+    """gunicorn's logger without the access log. The app writes one line per request
+    (``service.observe``); with ``logconfig_dict`` set, gunicorn would still build every
+    request's access-log atoms (headers, times, a dozen formatted fields) for a logger that
+    drops them."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        return None
 
 
 class ClientTimeout(RequestTimeout):

@@ -86,3 +86,24 @@ def test_gunicorn_workers_freeze_the_loaded_app_and_beat_on_tmpfs() -> None:
     finally:
         gc.unfreeze()
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_gunicorn_builds_no_access_log_line() -> None:
+    """The app logs each request; gunicorn's logger (kept for its error log) skips the access
+    line, whose fields it would otherwise format on every request."""
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from service import gunicorn_conf
+
+    cfg = Config()
+    cfg.set("logger_class", gunicorn_conf.logger_class)
+    cfg.set("logconfig_dict", gunicorn_conf.logconfig_dict)
+    logger = cfg.logger_class(cfg)
+    assert isinstance(logger, Logger)
+
+    def no_atoms(*args: object) -> dict[str, str]:
+        raise AssertionError("access-log fields were built")
+
+    logger.atoms = no_atoms  # type: ignore[method-assign]
+    logger.access(object(), object(), {}, 0.001)
