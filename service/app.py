@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import types
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -51,6 +53,20 @@ class ServiceApp(OpenAPI):
     """flask-openapi3's app, with the document finished for problem details and auth."""
 
     request_class = APIRequest
+    _SYNC_CACHE_SIZE = 4096
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Flask asks this of every hook and view on every request (``inspect`` each time);
+        the answer for a plain function never changes, so it is remembered."""
+        if type(func) is not types.FunctionType:
+            return super().ensure_sync(func)
+        cache: dict[Any, Callable[..., Any]] = self.__dict__.setdefault("_sync_cache", {})
+        known = cache.get(func)
+        if known is None:
+            known = super().ensure_sync(func)
+            if len(cache) < self._SYNC_CACHE_SIZE:
+                cache[func] = known
+        return known
 
     @property
     def api_doc(self) -> dict[str, Any]:

@@ -35,8 +35,9 @@ def _start() -> None:
 
 
 def _finish(resp: Response) -> Response:
-    started = g.pop("request_started", None)
-    rid = g.get("request_id")
+    state = g._get_current_object()
+    started = state.pop("request_started", None)
+    rid = state.get("request_id")
     if started is None or rid is None:
         return resp
     resp.headers[REQUEST_ID] = rid
@@ -48,19 +49,20 @@ def _finish(resp: Response) -> Response:
         except (orjson.JSONDecodeError, AttributeError):
             pass
     seconds = time.perf_counter() - started
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    method = request.method if request.method in _METHODS else "OTHER"
-    metrics.observe_request(method, route, resp.status_code, seconds)
-    level = logging.WARNING if resp.status_code >= 500 else \
+    req = request._get_current_object()  # one context lookup, not one per attribute
+    route = req.url_rule.rule if req.url_rule is not None else "unmatched"
+    method = req.method if req.method in _METHODS else "OTHER"
+    status = resp.status_code
+    metrics.observe_request(method, route, status, seconds)
+    level = logging.WARNING if status >= 500 else \
         logging.DEBUG if route in _QUIET else logging.INFO
     if log.isEnabledFor(level):
-        log.log(level, "%s %s %d %.1f ms", request.method, request.path, resp.status_code,
-                seconds * 1000,
-                extra={"request_id": rid, "method": request.method, "path": request.path,
-                       "route": route,
-                       "status": resp.status_code, "duration_ms": round(seconds * 1000, 2),
-                       "tenant": g.get("tenant_id"), "remote_addr": request.remote_addr,
-                       "user_agent": request.user_agent.string or None})
+        log.log(level, "%s %s %d %.1f ms", req.method, req.path, status, seconds * 1000,
+                extra={"request_id": rid, "method": req.method, "path": req.path,
+                       "route": route, "status": status,
+                       "duration_ms": round(seconds * 1000, 2),
+                       "tenant": state.get("tenant_id"), "remote_addr": req.remote_addr,
+                       "user_agent": req.user_agent.string or None})
     return resp
 
 

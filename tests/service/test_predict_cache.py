@@ -152,3 +152,24 @@ def test_model_info_cache_is_bounded(app: Any, client: Any, auth: dict[str, str]
         assert predict(client, auth, model_id).status_code == 200
     assert list(cache._info) == models[1:] and list(cache._models) == models[1:]
     assert predict(client, auth, models[0]).status_code == 200  # looked up and loaded again
+
+
+def test_hooks_and_views_are_inspected_once_not_per_request(
+        client: Any, auth: dict[str, str], model: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import flask.app
+
+    asked: list[Any] = []
+    real = flask.app.iscoroutinefunction
+
+    def counting(func: Any) -> bool:
+        asked.append(func)
+        return real(func)
+
+    monkeypatch.setattr(flask.app, "iscoroutinefunction", counting)
+    assert predict(client, auth, model["model_id"]).status_code == 200
+    first = len(asked)
+    assert first > 0  # the first request through these hooks asks about each of them
+    for _ in range(3):
+        assert predict(client, auth, model["model_id"]).status_code == 200
+    assert len(asked) == first
