@@ -9,6 +9,15 @@ The check runs after authentication (``common.blueprint``), so ``Bearer KEY``, `
 and ``Bearer  KEY`` are one tenant and one budget, and a request without a valid key counts
 against its address (random keys do not buy fresh budgets).
 
+Leases: a busy key takes its hits from the store in blocks (one ``INCRBY n`` for the next n
+requests of this process), so a request under load rarely waits for the store. A block is only
+ever hits the store has counted in the current window, and it is dropped when the window ends
+or after ``LEASE_SECONDS``, so the limit is never exceeded; hits left in a dropped block were
+counted but not served (a process forgives at most a block, and blocks grow only for keys
+that use them up within their lease: 1, 2, 4, ... up to ``LEASE_MAX`` and 1/32 of the budget
+left). A key seen now and then, or close to its limit, takes one hit per round trip, exactly.
+``X-RateLimit-Remaining`` is this process's view: other processes may hold blocks too.
+
 The store is not worth an outage: when it is unreachable the request is let through (fail
 open), the error is counted in ``ratelimit_store_errors_total``, logged once per outage, and
 ``/readyz`` names it. After a failure the store is left alone for ``RETRY_SECONDS`` so that a
@@ -22,8 +31,9 @@ import math
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse
@@ -39,6 +49,18 @@ STORE_ERRORS = Counter("ratelimit_store_errors", "Rate-limit checks let through 
                        "rate limiter's store (Redis, or the SQLite file) was unreachable")
 RETRY_SECONDS = 5.0
 REDIS_TIMEOUT_SECONDS = 0.5
+LEASE_SECONDS = 0.25
+LEASE_MAX = 32
+LEASE_SHARE = 32  # a block is at most 1/LEASE_SHARE of the budget left in the window
+MAX_LEASES = 4096  # keys with a block held, per process (more: the lapsed ones are dropped)
+
+
+class CountingStore(Protocol):
+    """What the limiter needs of its store (``SqliteStorage``, ``RedisCounters``)."""
+
+    def count(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]: ...
+
+    def check(self) -> bool: ...
 
 
 class SqliteStorage(Storage):
@@ -72,6 +94,11 @@ class SqliteStorage(Storage):
         return conn
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.count(key, expiry, amount)[0]
+
+    def count(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+        """Add ``amount`` to the window's count: the new count and the seconds the window has
+        left, in one transaction."""
         now = time.time()
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
@@ -81,14 +108,14 @@ class SqliteStorage(Storage):
                 "ON CONFLICT(key) DO UPDATE SET "
                 "count = CASE WHEN expires <= ? THEN excluded.count ELSE count + excluded.count "
                 "END, expires = CASE WHEN expires <= ? THEN excluded.expires ELSE expires END "
-                "RETURNING count", (key, amount, now + expiry, now, now)).fetchone()
+                "RETURNING count, expires", (key, amount, now + expiry, now, now)).fetchone()
             if row[0] == amount:  # a new window: forget expired windows of every key now and then
                 conn.execute("DELETE FROM counters WHERE expires <= ?", (now,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return int(row[0])
+        return int(row[0]), max(0.0, float(row[1]) - now)
 
     def get(self, key: str) -> int:
         row = self._conn().execute("SELECT count FROM counters WHERE key = ? AND expires > ?",
@@ -111,41 +138,103 @@ class SqliteStorage(Storage):
         self._conn().execute("DELETE FROM counters WHERE key = ?", (key,))
 
 
+class RedisCounters(RedisStorage):
+    """limits' Redis store, plus a script that counts and tells the window's end in one trip."""
+
+    SCRIPT_COUNT = """
+local amount = tonumber(ARGV[2])
+local current = redis.call("incrby", KEYS[1], amount)
+if current == amount then
+    redis.call("expire", KEYS[1], ARGV[1])
+end
+return {current, redis.call("pttl", KEYS[1])}
+"""
+
+    def initialize_storage(self, uri: str) -> None:
+        super().initialize_storage(uri)
+        self._lua_count = self.get_connection().register_script(self.SCRIPT_COUNT)
+
+    def count(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+        current, pttl = self._lua_count([self.prefixed_key(key)], [expiry, amount])
+        return int(current), float(pttl) / 1000 if int(pttl) >= 0 else float(expiry)
+
+
+@dataclass
+class _Lease:
+    """Hits of one key that the store has counted for this process, not yet served."""
+
+    left: int = 0
+    number: int = 0  # the store's count for the last hit served from this block
+    until: float = 0.0  # time.monotonic(): the block lapses (never after its window)
+    size: int = 1  # of the last block taken
+
+
 class RateLimiter:
     """``RATE_LIMIT`` per key over the shared store, failing open when the store is down."""
 
-    def __init__(self, limit: str, storage: Storage, store_name: str) -> None:
+    def __init__(self, limit: str, storage: CountingStore, store_name: str) -> None:
         self.item: RateLimitItem = parse(limit)
         self.storage, self.store_name = storage, store_name
         self._down_until = 0.0
         self._lock = threading.Lock()
+        self._leases: dict[str, _Lease] = {}
+        self.clock = time.monotonic  # of the leases (tests move it)
 
     def hit(self, key: str) -> dict[str, str]:
         """Count one request for ``key``: the rate-limit headers, or a 429 problem."""
         if time.monotonic() < self._down_until:
             STORE_ERRORS.inc()
             return {}
+        now = self.clock()
+        with self._lock:
+            lease = self._leases.get(key)
+            if lease is not None and lease.left > 0 and now < lease.until:
+                lease.left -= 1
+                lease.number += 1
+                return self._headers(lease.number)
+            size = self._next_size(lease, now)
         try:
-            # FixedWindowRateLimiter.hit is this incr and comparison; calling the storage here
-            # keeps the count it returns, so an allowed request costs one round trip (the
-            # Remaining header used to be a second one, a GET).
             name = self.item.key_for("v1", key)
-            count = self.storage.incr(name, self.item.get_expiry())
-            if count <= self.item.amount:
-                self._recovered()
-                return {"X-RateLimit-Limit": str(self.item.amount),
-                        "X-RateLimit-Remaining": str(self.item.amount - count)}
-            reset = self.storage.get_expiry(name)
+            count, seconds_left = self.storage.count(name, self.item.get_expiry(), size)
         except Exception as exc:  # redis and sqlite raise several kinds of connection errors
             self._failed(exc)
             return {}
-        retry = max(1, math.ceil(reset - time.time()))
-        raise APIError(429, "Too Many Requests",
-                       f"rate limit exceeded ({self.item}); retry after the number of seconds "
-                       "in Retry-After (RATE_LIMIT)",
-                       headers={"Retry-After": str(retry),
-                                "X-RateLimit-Limit": str(self.item.amount),
-                                "X-RateLimit-Remaining": "0"})
+        self._recovered()
+        first = count - size + 1  # the store's count for the first hit of this block
+        allowed = min(size, self.item.amount - first + 1)
+        if allowed <= 0:
+            with self._lock:
+                self._leases.pop(key, None)
+            retry = max(1, math.ceil(seconds_left))
+            raise APIError(429, "Too Many Requests",
+                           f"rate limit exceeded ({self.item}); retry after the number of "
+                           "seconds in Retry-After (RATE_LIMIT)",
+                           headers={"Retry-After": str(retry),
+                                    "X-RateLimit-Limit": str(self.item.amount),
+                                    "X-RateLimit-Remaining": "0"})
+        self._keep(key, _Lease(allowed - 1, first, now + min(LEASE_SECONDS, seconds_left), size))
+        return self._headers(first)
+
+    def _next_size(self, lease: _Lease | None, now: float) -> int:
+        """Double the block of a key that used its last one up within the lease, else 1."""
+        if lease is None or now >= lease.until or lease.left > 0:
+            return 1
+        budget = (self.item.amount - lease.number) // LEASE_SHARE
+        return max(1, min(lease.size * 2, LEASE_MAX, budget))
+
+    def _keep(self, key: str, lease: _Lease) -> None:
+        with self._lock:
+            if key not in self._leases and len(self._leases) >= MAX_LEASES:
+                now = self.clock()
+                for k in [k for k, v in self._leases.items() if v.until <= now]:
+                    del self._leases[k]
+                if len(self._leases) >= MAX_LEASES:
+                    self._leases.clear()
+            self._leases[key] = lease
+
+    def _headers(self, number: int) -> dict[str, str]:
+        return {"X-RateLimit-Limit": str(self.item.amount),
+                "X-RateLimit-Remaining": str(max(0, self.item.amount - number))}
 
     def _failed(self, exc: Exception) -> None:
         STORE_ERRORS.inc()
@@ -178,9 +267,9 @@ def make_limiter(settings: Settings) -> RateLimiter | None:
     if not settings.rate_limit:
         return None
     if settings.redis_url:
-        storage: Storage = RedisStorage(settings.redis_url,
-                                        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-                                        socket_timeout=REDIS_TIMEOUT_SECONDS)
+        storage: CountingStore = RedisCounters(settings.redis_url,
+                                               socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                                               socket_timeout=REDIS_TIMEOUT_SECONDS)
         return RateLimiter(settings.rate_limit, storage, "redis")
     path = Path(settings.data_dir).resolve() / "ratelimit.sqlite"
     return RateLimiter(settings.rate_limit, SqliteStorage(path=str(path)), "sqlite")

@@ -51,7 +51,7 @@ def test_rate_limit_is_per_tenant_and_answers_429_problem(database_url: str,
     assert all(client.get("/healthz").status_code == 200 for _ in range(5))
 
 
-def test_an_allowed_request_is_one_store_round_trip_and_remaining_counts_down(
+def test_a_request_is_at_most_one_store_round_trip_and_remaining_counts_down(
         database_url: str, tmp_path: Path) -> None:
     app = _app(tmp_path, database_url)
     client: Any = app.test_client()
@@ -66,15 +66,15 @@ def test_an_allowed_request_is_one_store_round_trip_and_remaining_counts_down(
             return real(*args, **kwargs)
         return call
 
-    for name in ("incr", "get", "get_expiry"):
+    for name in ("count", "incr", "get", "get_expiry"):
         setattr(storage, name, counted(name))
     h = {"Authorization": f"Bearer {_key('rl-count')}"}
     remaining = [client.get("/v1/datasets", headers=h).headers["X-RateLimit-Remaining"]
                  for _ in range(3)]
     assert remaining == ["2", "1", "0"]
-    assert calls == ["incr"] * 3
+    assert calls == ["count"] * 3  # a small budget is never taken in blocks: exact
     assert client.get("/v1/datasets", headers=h).status_code == 429
-    assert calls[3:] == ["incr", "get_expiry"]
+    assert calls[3:] == ["count"]  # the window's end comes with the count
 
 
 def test_spellings_of_one_key_share_one_budget(database_url: str, tmp_path: Path) -> None:
@@ -174,3 +174,83 @@ def test_store_down_fails_open_counts_and_is_named(database_url: str, tmp_path: 
     ready = client.get("/readyz")
     assert ready.status_code == 200  # the API answers: not a reason to be taken out
     assert ready.get_json()["checks"]["rate_limit_store"].startswith("unreachable")
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings for the rate limiter's store: the SQLite file under DATA_DIR, or real Redis."""
+    if request.param == "redis":
+        return {"redis_url": request.getfixturevalue("redis_url")}
+    return {}
+
+
+def test_a_busy_key_takes_blocks_and_two_processes_never_exceed_the_limit(
+        database_url: str, tmp_path: Path, store: dict[str, Any]) -> None:
+    """Two app instances on one store (as two gunicorn processes): bursts from each in turn.
+    Blocks make the store calls far fewer than the requests; the two together are allowed
+    the budget at most, and at least the budget less what one block per process can hold."""
+    from service import ratelimit
+
+    apps = [_app(tmp_path, database_url, rate_limit="600 per minute", **store)
+            for _ in range(2)]
+    calls = [0, 0]
+    for i, app in enumerate(apps):
+        storage = app.extensions["ratelimit"].storage
+        real = storage.count
+
+        def counting(*args: Any, _real: Any = real, _i: int = i) -> Any:
+            calls[_i] += 1
+            return _real(*args)
+
+        storage.count = counting
+    clients = [app.test_client() for app in apps]
+    h = {"Authorization": f"Bearer {_key('rl-blocks')}"}
+    allowed, limited = [0, 0], [False, False]
+    while not all(limited):
+        for i, client in enumerate(clients):
+            for _ in range(25):
+                resp = client.get("/v1/datasets", headers=h)
+                if resp.status_code == 429:
+                    limited[i] = True
+                    break
+                assert resp.status_code == 200
+                assert 0 <= int(resp.headers["X-RateLimit-Remaining"]) < 600
+                allowed[i] += 1
+    assert 600 - 2 * ratelimit.LEASE_MAX <= sum(allowed) <= 600, allowed
+    assert sum(calls) < sum(allowed) / 3, (calls, allowed)  # 1 per request without blocks
+
+
+def test_a_block_lapses_with_its_window_and_a_slow_key_takes_one_hit_at_a_time() -> None:
+    from service.ratelimit import RateLimiter
+
+    class Store:
+        """A counter whose window has ``left`` seconds to go."""
+
+        def __init__(self) -> None:
+            self.total, self.left, self.asked = 0, 60.0, []
+
+        def count(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+            self.asked.append(amount)
+            self.total += amount
+            return self.total, self.left
+
+        def check(self) -> bool:
+            return True
+
+    store, now = Store(), [100.0]
+    limiter = RateLimiter("100000 per hour", store, "test")
+    limiter.clock = lambda: now[0]
+    for _ in range(63):  # back to back: blocks of 1, 2, 4, 8, 16, 32
+        limiter.hit("k")
+    assert store.asked == [1, 2, 4, 8, 16, 32]
+    store.left = 0.01  # the window ends in 10 ms: the next block must not outlive it
+    limiter.hit("k")
+    assert store.asked[-1] == 32
+    now[0] += 0.02
+    limiter.hit("k")  # the block had 31 hits left, but its window is over
+    assert len(store.asked) == 8 and store.asked[-1] == 1
+    store.asked.clear()
+    for _ in range(5):  # a key seen now and then: one hit per round trip
+        now[0] += 1.0
+        limiter.hit("slow")
+    assert store.asked == [1] * 5
