@@ -43,15 +43,10 @@ See bench/README.md for the results, the method and the engine's profile.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
-import itertools
 import json
 import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -59,12 +54,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/engine.py` puts bench/, not the repo, on the path
     sys.path.insert(0, str(ROOT))
 
+from engine_probes import (  # noqa: E402
+    PROBE_SLOW,
+    MatmulCeiling,
+    Probe,
+    fresh_memory_ms,
+    log,
+    tune_malloc,
+)
+from engine_report import (  # noqa: E402
+    KERNEL_RUNNERS,
+    evaluate_kernel_targets,
+    evaluate_targets,
+    machine,
+    print_kernels,
+    print_table,
+    print_targets,
+    versions,
+)
 from trainers import (  # noqa: E402
     CONFIGS,
     Config,
@@ -79,168 +92,9 @@ from trainers import (  # noqa: E402
 import backprop  # noqa: E402
 
 PAUSE = 0.2  # seconds between libraries: idle BLAS / OpenMP threads spin for a while
-PROBE_SIZE = 256  # the probe is a PROBE_SIZE^3 float32 matmul
-PROBE_SLOW = 2.5  # a probe this many times slower than the block's best means a stall
-CEILING_SECONDS = 0.25  # matmul timing per repeat (split over the step's matmuls)
 
 
 
-# (config, against, minimum engine/other ratio); "ceiling" is the engine's fraction of it.
-TARGETS: list[tuple[str, str, float]] = [
-    ("A", "torch", 5.0), ("A", "sklearn", 2.0),
-    ("B", "torch", 1.3), ("B", "sklearn", 1.3),
-    ("C", "torch", 1.05), ("C", "sklearn", 1.15), ("C", "ceiling", 0.9),
-    ("D", "torch", 5.0), ("D", "sklearn", 2.0),
-]
-# (config, kernel runner, minimum runner/engine ratio): the compiled kernel against our own NumPy
-# kernel in the same repeat; on B and C the ``auto`` choice must never be slower.
-KERNEL_TARGETS: list[tuple[str, str, float]] = [
-    ("A", "compiled", 1.5), ("D", "compiled", 10.0), ("E", "compiled", 10.0),
-    ("F", "compiled", 20.0), ("B", "auto", 1.0), ("C", "auto", 1.0),
-]
-KERNEL_RUNNERS = ("compiled", "auto")
-
-
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters (malloc.h)
-
-
-def tune_malloc() -> bool:
-    """Keep freed memory in the process: every allocation from the heap (``M_MMAP_MAX`` 0),
-    never trimmed (``M_TRIM_THRESHOLD`` 2 GiB). glibc only; returns whether it applied.
-
-    On this VM (Firecracker, virtio-balloon free-page reporting, DAMON) memory a process gives
-    back goes to the host within a fraction of a second, and touching fresh memory costs up to
-    ~4 ms per MB instead of ~0.1 ms. The engine allocates a shuffled copy of the training set
-    per ``fit`` call (190 MB on B), so without this every timed repeat of B would pay up to
-    ~0.7 s to the host, not to the engine. It applies to every library alike; ``--no-malloc-tuning``
-    shows the raw effect. On bare metal a fresh 190 MB buffer costs ~25 ms of page zeroing,
-    which this hides from the engine's B figure (~3%).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
-
-
-def fresh_memory_ms(nbytes: int, idle: float = 2.0) -> float:
-    """Milliseconds to allocate and touch ``nbytes`` after ``idle`` seconds (the VM effect)."""
-    buf = np.empty(nbytes, np.uint8)
-    buf.fill(0)
-    del buf
-    time.sleep(idle)
-    t0 = time.perf_counter()
-    buf = np.empty(nbytes, np.uint8)
-    buf.fill(1)
-    elapsed = time.perf_counter() - t0
-    del buf
-    return elapsed * 1e3
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-# -- matmul ceiling and probe -------------------------------------------------------------------
-
-
-@dataclass
-class _Matmul:
-    a: np.ndarray
-    b: np.ndarray
-    out: np.ndarray
-    flops: int
-    needed: bool  # the engine computes it (not dA for the first layer: inputs need no gradient)
-    iters: int = 1
-
-
-class MatmulCeiling:
-    """The three float32 matmuls per layer of one training step, at the exact shapes and
-    memory layouts the engine uses (transposes as views), timed one by one in NumPy."""
-
-    name = "ceiling"
-
-    def __init__(self, cfg: Config, batch: int, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-
-        def arr(*shape: int) -> np.ndarray:
-            return rng.standard_normal(shape, dtype=np.float32)
-
-        self.batch = batch
-        self.ops: list[_Matmul] = []
-        for i, (k, n) in enumerate(itertools.pairwise(cfg.sizes)):
-            A, W, D = arr(batch, k), arr(k, n), arr(batch, n)
-            f = 2 * batch * k * n
-            self.ops.append(_Matmul(A, W, np.empty((batch, n), np.float32), f, True))
-            self.ops.append(_Matmul(A.T, D, np.empty((k, n), np.float32), f, True))
-            self.ops.append(_Matmul(D, W.T, np.empty((batch, k), np.float32), f, i > 0))
-        self.flops = sum(op.flops for op in self.ops)  # = 6 * weights * batch
-
-    def calibrate(self) -> None:
-        budget = CEILING_SECONDS / len(self.ops)
-        for op in self.ops:
-            op.iters = 1
-            while True:
-                t = self._time(op)
-                if t * op.iters >= budget / 4 or op.iters >= 1 << 20:
-                    break
-                op.iters *= 4
-            op.iters = max(1, int(op.iters * budget / max(t * op.iters, 1e-9)))
-
-    @staticmethod
-    def _time(op: _Matmul) -> float:
-        matmul, a, b, out = np.matmul, op.a, op.b, op.out
-        t0 = time.perf_counter()
-        for _ in range(op.iters):
-            matmul(a, b, out=out)
-        return (time.perf_counter() - t0) / op.iters
-
-    def run(self) -> tuple[float, float]:
-        """Seconds per step: all 3 x layers matmuls, and those the engine needs."""
-        times = [self._time(op) for op in self.ops]
-        needed = sum(t for t, op in zip(times, self.ops, strict=True) if op.needed)
-        return sum(times), needed
-
-
-class Probe:
-    """A small matmul timed before each repeat; much slower than its best means a stall."""
-
-    def __init__(self) -> None:
-        rng = np.random.default_rng(1)
-        self.a = rng.standard_normal((PROBE_SIZE, PROBE_SIZE), dtype=np.float32)
-        self.b = rng.standard_normal((PROBE_SIZE, PROBE_SIZE), dtype=np.float32)
-        self.out = np.empty_like(self.a)
-        self.best = math.inf
-
-    def time(self) -> float:
-        best = math.inf
-        for _ in range(5):
-            t0 = time.perf_counter()
-            np.matmul(self.a, self.b, out=self.out)
-            best = min(best, time.perf_counter() - t0)
-        self.best = min(self.best, best)
-        return best
-
-    def calibrate(self) -> None:
-        for _ in range(10):
-            self.time()
-
-    def wait_until_quiet(self, max_wait: float) -> tuple[float, float]:
-        """Probe; while it is slow, pause and probe again (up to ``max_wait`` seconds).
-        Returns (last probe / best probe, seconds waited)."""
-        waited = 0.0
-        t = self.time()
-        while t > PROBE_SLOW * self.best and waited < max_wait:
-            time.sleep(0.5)
-            waited += 0.5
-            t = self.time()
-        return t / self.best, waited
-
-
-# -- one configuration at one thread count --------------------------------------------------
 
 
 @dataclass
@@ -412,131 +266,6 @@ ENGINE_D_NUMPY_CALLS: dict[str, int] = {
     "SGD momentum: multiply, *=, -=, +=": 4,
     "epoch end: isfinite(params).all()": 2,
 }
-
-
-# -- output ----------------------------------------------------------------------------------
-
-
-def fmt_rate(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
-
-
-def fmt_ratio(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
-
-
-def print_table(threads: int, summaries: dict[str, dict[str, Any]]) -> None:
-    print(f"\nthreads = {threads}   (A, B, C: samples/s; D: steps/s; ratios: medians of "
-          "per-repeat ratios)")
-    labels = {}
-    for key, s in summaries.items():
-        cfg = CONFIGS[key]
-        batch = "full" if cfg.batch is None else cfg.batch
-        labels[key] = f"{key} {cfg.arch()} b{batch} {cfg.title} x{s['rows']:,}"
-    width = max(len(v) for v in labels.values()) + 2
-    head = (f"{'config':<{width}}{'engine':>10}{'sklearn':>10}{'torch':>10}{'eng/skl':>9}"
-            f"{'eng/torch':>10}{'ceiling':>11}{'GFLOP/s':>9}{'eng/ceil':>9}{'eng/need':>9}")
-    print(head)
-    print("-" * len(head))
-    for key, s in summaries.items():
-        print(f"{labels[key]:<{width}}{fmt_rate(s['engine']):>10}{fmt_rate(s['sklearn']):>10}"
-              f"{fmt_rate(s.get('torch')):>10}{fmt_ratio(s['engine_over_sklearn']):>9}"
-              f"{fmt_ratio(s.get('engine_over_torch')):>10}{fmt_rate(s['ceiling']):>11}"
-              f"{s['ceiling_gflops']:>9.3g}{fmt_ratio(s['engine_over_ceiling']):>9}"
-              f"{fmt_ratio(s['engine_over_ceiling_needed']):>9}")
-    print("ceiling: samples (D: steps) per second if a step cost only its 3 x layers matmuls "
-          "(6 x weights FLOPs per sample) at the\nNumPy rate measured at those shapes; eng/need: "
-          "the same without the first layer's input gradient, which no trainer computes")
-
-
-def print_kernels(threads: int, summaries: dict[str, dict[str, Any]]) -> None:
-    rows = {k: s for k, s in summaries.items() if any(c in s for c in KERNEL_RUNNERS)}
-    if not rows:
-        return
-    print(f"\nkernels, threads = {threads}   (rates as above; ratios: medians of per-repeat "
-          "ratios; auto -> the kernel it chose)")
-    head = (f"{'config':<8}{'numpy':>11}{'compiled':>11}{'auto':>11}{'auto ->':>10}"
-            f"{'comp/np':>9}{'auto/np':>9}{'comp/skl':>9}{'comp/torch':>11}")
-    print(head)
-    print("-" * len(head))
-    for key, s in rows.items():
-        print(f"{key:<8}{fmt_rate(s['engine']):>11}{fmt_rate(s.get('compiled')):>11}"
-              f"{fmt_rate(s.get('auto')):>11}{s.get('auto_kernel', '-'):>10}"
-              f"{fmt_ratio(s.get('compiled_over_engine')):>9}"
-              f"{fmt_ratio(s.get('auto_over_engine')):>9}"
-              f"{fmt_ratio(s.get('compiled_over_sklearn')):>9}"
-              f"{fmt_ratio(s.get('compiled_over_torch')):>11}")
-
-
-def evaluate_kernel_targets(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for key, runner, minimum in KERNEL_TARGETS:
-        value = summaries.get(key, {}).get(f"{runner}_over_engine")
-        if key in summaries:
-            out.append({"config": key, "against": f"{runner}/numpy", "target": minimum,
-                        "value": value, "met": None if value is None else bool(value >= minimum)})
-    return out
-
-
-def evaluate_targets(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for key, against, minimum in TARGETS:
-        if key not in summaries:
-            continue
-        s = summaries[key]
-        value = s.get(f"engine_over_{against}")
-        out.append({"config": key, "against": against, "target": minimum, "value": value,
-                    "met": None if value is None else bool(value >= minimum)})
-    return out
-
-
-def print_targets(targets: list[dict[str, Any]], threads: int) -> None:
-    print(f"\ntargets (threads = {threads}): engine / other, or engine / ceiling")
-    for t in targets:
-        value = "-" if t["value"] is None else f"{t['value']:.3f}"
-        verdict = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
-        print(f"  {t['config']} vs {t['against']:<8} >= {t['target']:<5} got {value:<6} {verdict}")
-
-
-def git_commit() -> str | None:
-    """The repository's commit, ``+dirty`` when backprop/ has uncommitted changes (read-only:
-    ``--no-optional-locks`` keeps ``git status`` from refreshing the index)."""
-    git = ["git", "--no-optional-locks", "-C", str(ROOT)]
-    try:
-        out = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True)
-        dirty = subprocess.run([*git, "status", "--porcelain", "--", "backprop"],
-                               capture_output=True, text=True, timeout=5, check=True)
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-            for i in threadpool_info()]
-    return {"cpu": cpu, "cpu_count": os.cpu_count(),
-            "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "platform": platform.platform(), "threadpools": blas}
-
-
-def versions() -> dict[str, Any]:
-    import sklearn
-
-    return {"python": platform.python_version(), "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__,
-            "torch": None if torch is None else torch.__version__,
-            "engine_commit": git_commit()}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
