@@ -54,6 +54,9 @@ class ProgressBar:
             self.val_loss = val_loss
         if status:
             self.status = status
+        elif self.status == "queued" and self.epoch > 0:
+            self.status = "running"  # an epoch was trained: it started (the stream replays
+            # the history before it says so with a status event)
         self.draw()
 
     def _eta(self, now: float) -> float | None:

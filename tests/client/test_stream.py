@@ -106,6 +106,18 @@ def test_wait_polls_when_the_service_has_no_stream(fake: FakeServer) -> None:
     assert len(fake.sent("GET", "/v1/jobs/job_1")) == 3
 
 
+def test_progress_bar_says_running_once_epochs_come_before_any_status() -> None:
+    out = io.StringIO()
+    bar = ProgressBar("job_1", 200, stream=out)
+    bar.update(epoch=0)
+    assert bar.status == "queued"
+    bar.update(epoch=20, loss=0.3)  # a replayed epoch event: no status event yet
+    assert bar.status == "running" and "job_1 running" in bar.line()
+    bar.update(status="succeeded")
+    bar.update(epoch=200)
+    assert bar.status == "succeeded"
+
+
 def test_progress_bar_shows_epoch_losses_and_eta() -> None:
     out = io.StringIO()
     bar = ProgressBar("job_1", 200, stream=out)
