@@ -9,14 +9,14 @@ The check runs after authentication (``common.blueprint``), so ``Bearer KEY``, `
 and ``Bearer  KEY`` are one tenant and one budget, and a request without a valid key counts
 against its address (random keys do not buy fresh budgets).
 
-Leases: a busy key takes its hits from the store in blocks (one ``INCRBY n`` for the next n
-requests of this process), so a request under load rarely waits for the store. A block is only
-ever hits the store has counted in the current window, and it is dropped when the window ends
-or after ``LEASE_SECONDS``, so the limit is never exceeded; hits left in a dropped block were
-counted but not served (a process forgives at most a block, and blocks grow only for keys
-that use them up within their lease: 1, 2, 4, ... up to ``LEASE_MAX`` and 1/32 of the budget
-left). A key seen now and then, or close to its limit, takes one hit per round trip, exactly.
-``X-RateLimit-Remaining`` is this process's view: other processes may hold blocks too.
+Blocks: a busy key takes its hits from the store in blocks (one ``INCRBY n`` for the next n
+requests of this process), so a request under load rarely waits for the store. A block holds
+only hits the store has counted in the current window and is dropped when that window ends, so
+the limit is never exceeded. A block doubles (1, 2, 4, ... up to ``LEASE_MAX``, and at most
+1/``LEASE_SHARE`` of the budget left) only when the last one was used up within
+``LEASE_SECONDS`` of being taken; otherwise the next is 1 hit. A key seen now and then, or close
+to its limit, takes one hit per round trip, exactly; what a process can hold unserved while
+another is refused is its current block. ``X-RateLimit-Remaining`` is this process's view.
 
 The store is not worth an outage: when it is unreachable the request is let through (fail
 open), the error is counted in ``ratelimit_store_errors_total``, logged once per outage, and
@@ -49,7 +49,7 @@ STORE_ERRORS = Counter("ratelimit_store_errors", "Rate-limit checks let through 
                        "rate limiter's store (Redis, or the SQLite file) was unreachable")
 RETRY_SECONDS = 5.0
 REDIS_TIMEOUT_SECONDS = 0.5
-LEASE_SECONDS = 0.25
+LEASE_SECONDS = 0.25  # a block used up faster than this: the next one is twice as big
 LEASE_MAX = 32
 LEASE_SHARE = 32  # a block is at most 1/LEASE_SHARE of the budget left in the window
 MAX_LEASES = 4096  # keys with a block held, per process (more: the lapsed ones are dropped)
@@ -165,8 +165,9 @@ class _Lease:
 
     left: int = 0
     number: int = 0  # the store's count for the last hit served from this block
-    until: float = 0.0  # time.monotonic(): the block lapses (never after its window)
-    size: int = 1  # of the last block taken
+    until: float = 0.0  # time.monotonic(): the end of the block's window
+    size: int = 1  # of the block
+    taken: float = 0.0  # time.monotonic() when it was taken
 
 
 class RateLimiter:
@@ -212,12 +213,13 @@ class RateLimiter:
                            headers={"Retry-After": str(retry),
                                     "X-RateLimit-Limit": str(self.item.amount),
                                     "X-RateLimit-Remaining": "0"})
-        self._keep(key, _Lease(allowed - 1, first, now + min(LEASE_SECONDS, seconds_left), size))
+        self._keep(key, _Lease(allowed - 1, first, now + seconds_left, size, now))
         return self._headers(first)
 
     def _next_size(self, lease: _Lease | None, now: float) -> int:
-        """Double the block of a key that used its last one up within the lease, else 1."""
-        if lease is None or now >= lease.until or lease.left > 0:
+        """Twice the last block if it was used up within ``LEASE_SECONDS``, else 1."""
+        if lease is None or now >= lease.until or lease.left > 0 \
+                or now - lease.taken > LEASE_SECONDS:
             return 1
         budget = (self.item.amount - lease.number) // LEASE_SHARE
         return max(1, min(lease.size * 2, LEASE_MAX, budget))

@@ -220,7 +220,7 @@ def test_a_busy_key_takes_blocks_and_two_processes_never_exceed_the_limit(
     assert sum(calls) < sum(allowed) / 3, (calls, allowed)  # 1 per request without blocks
 
 
-def test_a_block_lapses_with_its_window_and_a_slow_key_takes_one_hit_at_a_time() -> None:
+def test_a_block_lapses_with_its_window_only_and_a_slow_key_takes_one_hit_at_a_time() -> None:
     from service.ratelimit import RateLimiter
 
     class Store:
@@ -254,3 +254,13 @@ def test_a_block_lapses_with_its_window_and_a_slow_key_takes_one_hit_at_a_time()
         now[0] += 1.0
         limiter.hit("slow")
     assert store.asked == [1] * 5
+    store.left, store.asked = 60.0, []
+    for _ in range(5):  # blocks of 1, 2 and 4 (of which 2 are left) ...
+        limiter.hit("steady")
+    assert store.asked == [1, 2, 4]
+    now[0] += 5.0  # ... kept while their window lasts, however slowly they are used
+    for _ in range(2):
+        limiter.hit("steady")
+    assert store.asked == [1, 2, 4]
+    limiter.hit("steady")  # used up 5 s after it was taken: the next block is 1 hit
+    assert store.asked == [1, 2, 4, 1]
