@@ -120,9 +120,13 @@ class RateLimiter:
 
     def _keep(self, key: str, lease: _Lease) -> None:
         with self._lock:
-            if key not in self._leases and len(self._leases) >= MAX_LEASES:
-                now = self.clock()
-                for k in [k for k, v in self._leases.items() if v.until <= now]:
+            old = self._leases.get(key)
+            if old is not None and old.left > 0 and lease.taken < old.until:
+                # threads that found the block empty at once each took one: keep all the hits
+                lease.left += old.left
+                lease.number = max(lease.number, old.number)
+            if old is None and len(self._leases) >= MAX_LEASES:
+                for k in [k for k, v in self._leases.items() if v.until <= lease.taken]:
                     del self._leases[k]
                 if len(self._leases) >= MAX_LEASES:
                     self._leases.clear()

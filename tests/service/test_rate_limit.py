@@ -264,3 +264,39 @@ def test_a_block_lapses_with_its_window_only_and_a_slow_key_takes_one_hit_at_a_t
     assert store.asked == [1, 2, 4]
     limiter.hit("steady")  # used up 5 s after it was taken: the next block is 1 hit
     assert store.asked == [1, 2, 4, 1]
+
+
+def test_blocks_taken_at_once_by_two_threads_are_both_served() -> None:
+    """Two threads find the block empty at once and each take one from the store: the hits of
+    the one that lands first are kept with the other's, not thrown away."""
+    import threading
+
+    from service.ratelimit import RateLimiter, _Lease
+
+    total = [0]
+    both_asked = threading.Barrier(2)
+
+    class Store:
+        def count(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+            both_asked.wait(timeout=5)  # neither gets its answer before both have asked
+            total[0] += amount
+            return total[0], 60.0
+
+        def check(self) -> bool:
+            return True
+
+    limiter = RateLimiter("100000 per hour", Store(), "test")
+    limiter.clock = lambda: 100.0
+    limiter._leases["k"] = _Lease(left=0, number=0, until=160.0, size=4, taken=100.0)
+    # (a block of 4, just used up: the next is 8)
+    threads = [threading.Thread(target=limiter.hit, args=("k",)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert total[0] == 16  # two blocks of 8
+    served = 2
+    while limiter._leases["k"].left > 0:
+        limiter.hit("k")
+        served += 1
+    assert served == 16 and total[0] == 16
