@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from common import pct
+from common import pct, wide_data, wide_job
 
 from service import auth, db
 from service.app import create_app
@@ -40,15 +40,10 @@ def build() -> tuple[Any, dict[str, str], str, list[bytes]]:
     with db.session_scope() as s:
         key = auth.create_key(s, f"bench-{secrets.token_hex(3)}")
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(32, 784)).round(3)
-    labels = [int(v) for v in rng.integers(0, 10, size=32)]
+    X, labels = wide_data(32)
     ds = client.post("/v1/datasets", headers=headers,
                      json={"name": "wide", "inputs": X.tolist(), "labels": labels}).get_json()
-    job = client.post("/v1/jobs", headers=headers, json={
-        "dataset_id": ds["id"], "training": {"epochs": 1},
-        "network": {"layers": [{"units": 256, "activation": "relu"},
-                               {"units": 128, "activation": "relu"}, {"units": 10}]}}).get_json()
+    job = client.post("/v1/jobs", headers=headers, json=wide_job(ds["id"])).get_json()
     from workers.runner import run_job
 
     assert run_job(job["id"], app.config["SETTINGS"]) == "succeeded"

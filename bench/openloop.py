@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-import requests
-from common import STACKS, pct, session, stack, wait_job
+from common import STACKS, pct, session, stack, train_wide
 
 from service import gunicorn_conf
 
@@ -215,21 +214,6 @@ def build(host: str, port: int, method: str, path: str, key: str = "",
              ).encode() + b for b in bodies]
 
 
-def train_model(http: requests.Session, base: str) -> tuple[str, np.ndarray]:
-    """The 784-256-128-10 classifier of ``bench/service.py`` (1 epoch on 256 random rows)."""
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(256, 784)).round(3)
-    labels = [int(v) for v in rng.integers(0, 10, size=256)]
-    ds = http.post(f"{base}/v1/datasets", json={"name": "wide", "inputs": X.tolist(),
-                                                 "labels": labels}).json()
-    job = wait_job(http, base, http.post(f"{base}/v1/jobs", json={
-        "dataset_id": ds["id"],
-        "network": {"layers": [{"units": 256, "activation": "relu"},
-                               {"units": 128, "activation": "relu"}, {"units": 10}]},
-        "training": {"epochs": 1}}).json()["id"])
-    return job["model_id"], X
-
-
 async def drive(base: str, key: str, model_id: str, X: np.ndarray, seconds: float,
                 max_rate: float, connections: int) -> list[dict[str, Any]]:
     host, port = base.removeprefix("http://").split(":")
@@ -287,7 +271,7 @@ def run_stack(name: str, args: argparse.Namespace) -> dict[str, Any]:
     threads = args.threads or gunicorn_conf.threads
     with stack(name, web_workers=args.workers, **env) as (base, keys, _):
         http = session(keys[0])
-        model_id, X = train_model(http, base)
+        model_id, X = train_wide(http, base)
         http.close()
         print(f"{name}: gunicorn {args.workers} workers x {threads} threads", flush=True)
         phases = asyncio.run(drive(base, keys[0], model_id, X, args.seconds, args.max_rate,

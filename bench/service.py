@@ -25,9 +25,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import requests
-from common import STACKS, pct, session, stack, wait_job
+from common import STACKS, pct, session, stack, train_wide, wait_job
 
 from backprop import Model
 
@@ -57,17 +56,7 @@ def job_starts(http: requests.Session, base: str, n: int) -> list[float]:
 
 
 def predict_latencies(http: requests.Session, base: str, n: int) -> dict[str, list[float]]:
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(256, 784)).round(3)
-    labels = [int(v) for v in rng.integers(0, 10, size=256)]
-    ds = http.post(f"{base}/v1/datasets", json={"name": "wide", "inputs": X.tolist(),
-                                                 "labels": labels}).json()
-    job = wait_job(http, base, http.post(f"{base}/v1/jobs", json={
-        "dataset_id": ds["id"],
-        "network": {"layers": [{"units": 256, "activation": "relu"},
-                               {"units": 128, "activation": "relu"}, {"units": 10}]},
-        "training": {"epochs": 1}}).json()["id"])
-    model_id = job["model_id"]
+    model_id, X = train_wide(http, base)
     local = Model.from_bytes(http.get(f"{base}/v1/models/{model_id}/weights").content)
     one, hundred = {"inputs": X[:1].tolist()}, {"inputs": X[:100].tolist()}
     url = f"{base}/v1/models/{model_id}/predict"

@@ -73,14 +73,14 @@ class RateLimiter:
         self._down_until = 0.0
         self._lock = threading.Lock()
         self._leases: dict[str, _Lease] = {}
-        self.clock = time.monotonic  # of the leases (tests move it)
+        self.clock = time.monotonic  # of the blocks and the outage pause (tests move it)
 
     def hit(self, key: str) -> dict[str, str]:
         """Count one request for ``key``: the rate-limit headers, or a 429 problem."""
-        if time.monotonic() < self._down_until:
+        now = self.clock()
+        if now < self._down_until:
             STORE_ERRORS.inc()
             return {}
-        now = self.clock()
         with self._lock:
             lease = self._leases.get(key)
             if lease is not None and lease.left > 0 and now < lease.until:
@@ -112,8 +112,7 @@ class RateLimiter:
 
     def _next_size(self, lease: _Lease | None, now: float) -> int:
         """Twice the last block if it was used up within ``LEASE_SECONDS``, else 1."""
-        if lease is None or now >= lease.until or lease.left > 0 \
-                or now - lease.taken > LEASE_SECONDS:
+        if lease is None or now >= lease.until or now - lease.taken > LEASE_SECONDS:
             return 1
         budget = (self.item.amount - lease.number) // LEASE_SHARE
         return max(1, min(lease.size * 2, LEASE_MAX, budget))
@@ -140,7 +139,7 @@ class RateLimiter:
         STORE_ERRORS.inc()
         with self._lock:
             first = self._down_until == 0.0
-            self._down_until = time.monotonic() + RETRY_SECONDS
+            self._down_until = self.clock() + RETRY_SECONDS
         if first:
             log.warning("rate limiter store (%s) unreachable, letting requests through "
                         "unlimited until it is back: %s: %s", self.store_name,

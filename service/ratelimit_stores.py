@@ -23,8 +23,8 @@ class CountingStore(Protocol):
 class SqliteStorage(Storage):
     """Fixed-window counters in one SQLite file shared by the processes of one machine.
 
-    One short write transaction per hit (WAL, no fsync: counters may be lost in a crash, which
-    only forgives a window)."""
+    One short write transaction per block of hits (WAL, no fsync: counters may be lost in a
+    crash, which only forgives a window)."""
 
     STORAGE_SCHEME = ["bp-sqlite"]
 
