@@ -1,8 +1,9 @@
 """API keys: random tokens shown once, stored as sha256, compared in constant time, revocable.
 
 Web processes serve authentication from a ``KeyCache``: a key found valid is trusted for
-``CACHE_TTL_SECONDS`` (1 s by default) before it is looked up again, so a revoked key (or a
-deleted tenant's key) stops working in every web process within that time; a key not found, or
+``CACHE_TTL_SECONDS`` (1 s by default) after the database said so, so a revoked key (or a
+deleted tenant's key) stops working in every web process within that time; a busy key is looked
+up again by one request each half of that time (``service.trust_cache``). A key not found, or
 revoked, is looked up on every request (a new key works at once).
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from .errors import APIError
 from .models import ApiKey, Tenant, new_id, utcnow
+from .trust_cache import TrustCache
 
 KEY_PREFIX = "bp_"
 DEFAULT_TENANT = "default"
@@ -105,11 +106,20 @@ def bearer_digest(header: str | None) -> str:
 
 def identity_of(session: Session, digest: str) -> Identity:
     """The tenant and key of the valid key with this digest, else a 401 problem."""
+    ident = _identity(session, digest)
+    if ident is None:
+        raise _invalid()
+    return ident
+
+
+def _identity(session: Session, digest: str) -> Identity | None:
     row = _live_row(session, digest)
-    if row is None:
-        raise APIError(401, "Unauthorized", "the API key is not valid or has been revoked",
-                       headers=CHALLENGE)
-    return Identity(row.tenant_id, row.id)
+    return None if row is None else Identity(row.tenant_id, row.id)
+
+
+def _invalid() -> APIError:
+    return APIError(401, "Unauthorized", "the API key is not valid or has been revoked",
+                    headers=CHALLENGE)
 
 
 def authenticate(session: Session, header: str | None) -> str:
@@ -119,33 +129,19 @@ def authenticate(session: Session, header: str | None) -> str:
 
 
 class KeyCache:
-    """Key digest -> ``Identity`` for this process. An entry is trusted for ``ttl`` seconds
-    after the database said the key was valid; at most ``size`` entries (the oldest go first).
-    Only valid keys are cached. ``clock`` is ``time.monotonic`` (tests move it on)."""
+    """Key digest -> ``Identity`` for this process (a ``TrustCache``): a key is trusted for
+    ``ttl`` seconds after the database said it was valid; at most ``size`` entries. Only valid
+    keys are cached. ``clock`` is ``time.monotonic`` (tests move it on)."""
 
     def __init__(self, ttl: float, size: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl, self.size, self.clock = ttl, size, clock
-        self._items: dict[str, tuple[Identity, float]] = {}
-        self._lock = threading.Lock()
+        self.ttl = ttl
+        self.trusted: TrustCache[str, Identity] = TrustCache(ttl, size, clock)
 
     def authenticate(self, header: str | None, session: Callable[[], Session]) -> Identity:
         """Like ``authenticate``; ``session()`` is called only when the key must be looked up."""
         digest = bearer_digest(header)
-        hit = self._items.get(digest)
-        now = self.clock()
-        if hit is not None and now < hit[1]:
-            return hit[0]
-        try:
-            ident = identity_of(session(), digest)
-        except APIError:
-            with self._lock:
-                self._items.pop(digest, None)
-            raise
-        if self.ttl > 0:
-            with self._lock:  # every change under the lock; reads above need none
-                self._items.pop(digest, None)
-                while len(self._items) >= self.size:
-                    self._items.pop(next(iter(self._items)))  # the oldest insertion
-                self._items[digest] = (ident, now + self.ttl)
+        ident = self.trusted.get(digest, lambda: _identity(session(), digest))
+        if ident is None:
+            raise _invalid()
         return ident

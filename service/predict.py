@@ -4,7 +4,8 @@ rows converted and checked in one call; the answer made of NumPy arrays, seriali
 What a web process caches about a model:
 - its owner, width and blob, trusted for ``CACHE_TTL_SECONDS`` (1 s) after the database said
   so: a model deleted in another process stops answering here within that time (the process
-  that deletes it drops it at once). A cached model costs no database round trip.
+  that deletes it drops it at once). A cached model costs no database round trip; a busy one
+  is looked up again by one request each half of that time (``service.trust_cache``).
 - the loaded ``Model`` itself, the ``MODEL_CACHE_SIZE`` most recently used (a model's weights
   never change; its entry goes when the model is found gone).
 
@@ -34,24 +35,24 @@ from backprop import Model
 from . import metrics, storage
 from .errors import invalid, not_found, too_large
 from .models import TrainedModel
+from .trust_cache import TrustCache
 
 
 class ModelInfo(NamedTuple):
     tenant_id: str
     inputs: int
     blob_id: str
-    expires: float  # on this process's monotonic clock
 
 
 class ModelCache:
-    """Per process: model id -> ``ModelInfo`` for ``ttl`` seconds (up to ``info_size`` of
-    them), and the ``size`` most recently used loaded models. ``clock`` is ``time.monotonic``
-    (tests move it on)."""
+    """Per process: model id -> ``ModelInfo`` trusted for ``ttl`` seconds (a ``TrustCache`` of
+    up to ``info_size`` of them), and the ``size`` most recently used loaded models. ``clock``
+    is ``time.monotonic`` (tests move it on)."""
 
     def __init__(self, size: int, ttl: float, info_size: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.size, self.ttl, self.info_size, self.clock = size, ttl, info_size, clock
-        self._info: dict[str, ModelInfo] = {}
+        self.size, self.ttl = size, ttl
+        self.trusted: TrustCache[str, ModelInfo] = TrustCache(ttl, info_size, clock)
         self._models: OrderedDict[str, Model] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -60,9 +61,7 @@ class ModelCache:
             ) -> tuple[ModelInfo, Model]:
         """The model ``model_id`` if ``tenant_id`` owns it, else a 404 problem (the same for a
         model of another tenant as for none). ``session()`` is called only on a miss."""
-        info = self._info.get(model_id)
-        if info is None or self.clock() >= info.expires:
-            info = self._lookup(model_id, session())
+        info = self.trusted.get(model_id, lambda: self._lookup(model_id, session()))
         if info is None or info.tenant_id != tenant_id:
             raise not_found("model", model_id)
         model = self._models.get(model_id)
@@ -76,8 +75,8 @@ class ModelCache:
 
     def drop(self, model_id: str) -> None:
         """Forget the model (it was deleted)."""
+        self.trusted.drop(model_id)
         with self._lock:
-            self._info.pop(model_id, None)
             self._models.pop(model_id, None)
 
     def _lookup(self, model_id: str, session: Session) -> ModelInfo | None:
@@ -85,16 +84,10 @@ class ModelCache:
                                      TrainedModel.blob_id).where(TrainedModel.id == model_id)
                               ).first()
         if row is None:
-            self.drop(model_id)
+            with self._lock:  # gone: let its weights go too
+                self._models.pop(model_id, None)
             return None
-        info = ModelInfo(row.tenant_id, row.inputs, row.blob_id, self.clock() + self.ttl)
-        if self.ttl > 0:
-            with self._lock:
-                self._info.pop(model_id, None)
-                while len(self._info) >= self.info_size:
-                    self._info.pop(next(iter(self._info)))  # the oldest insertion
-                self._info[model_id] = info
-        return info
+        return ModelInfo(row.tenant_id, row.inputs, row.blob_id)
 
     def _load(self, model_id: str, info: ModelInfo, session: Callable[[], Session]) -> Model:
         with self._lock:

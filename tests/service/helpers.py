@@ -119,5 +119,5 @@ def later(app: Any, seconds: float) -> None:
     for name in ("key_cache", "model_cache"):
         cache = app.extensions.get(name)
         if cache is not None:
-            clock = cache.clock
-            cache.clock = lambda clock=clock: clock() + seconds
+            clock = cache.trusted.clock
+            cache.trusted.clock = lambda clock=clock: clock() + seconds

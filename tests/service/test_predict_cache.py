@@ -118,26 +118,29 @@ def test_other_tenant_is_404_from_the_cache(client: Any, auth: dict[str, str], o
     assert predict(client, auth, model["model_id"]).status_code == 200
 
 
-def test_key_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_cache_is_bounded_and_refreshes_a_busy_key(monkeypatch: pytest.MonkeyPatch) -> None:
     from service import auth as service_auth
 
     now, looked_up = [0.0], []
 
-    def identity_of(_: Any, digest: str) -> service_auth.Identity:
+    def identity(_: Any, digest: str) -> service_auth.Identity:
         looked_up.append(digest)
         return service_auth.Identity("tn_" + digest[:4], "key_" + digest[:4])
 
-    monkeypatch.setattr(service_auth, "identity_of", identity_of)
+    monkeypatch.setattr(service_auth, "_identity", identity)
     cache = service_auth.KeyCache(ttl=1.0, size=2, clock=lambda: now[0])
     for k in ("a", "b", "c", "c"):
         cache.authenticate(f"Bearer {k}", lambda: None)
     digest = service_auth.hash_key
     assert looked_up == [digest("a"), digest("b"), digest("c")]
-    assert list(cache._items) == [digest("b"), digest("c")]  # the oldest went
-    now[0] = 0.999
+    assert cache.trusted.keys() == [digest("b"), digest("c")]  # the oldest went
+    now[0] = 0.49
     cache.authenticate("Bearer c", lambda: None)
     assert len(looked_up) == 3
-    now[0] = 1.0
+    now[0] = 0.5  # half its ttl: this request confirms it again
+    cache.authenticate("Bearer c", lambda: None)
+    assert len(looked_up) == 4
+    now[0] = 0.99  # trusted from 0.5 on: no lookup
     cache.authenticate("Bearer c", lambda: None)
     assert len(looked_up) == 4
 
@@ -147,10 +150,10 @@ def test_model_info_cache_is_bounded(app: Any, client: Any, auth: dict[str, str]
                     {**QUICK, "epochs": 2})["model_id"] for _ in range(3)]
     assert predict(client, auth, models[0]).status_code == 200
     cache = app.extensions["model_cache"]
-    cache.info_size, cache.size = 2, 2
+    cache.trusted.size, cache.size = 2, 2
     for model_id in models[1:]:
         assert predict(client, auth, model_id).status_code == 200
-    assert list(cache._info) == models[1:] and list(cache._models) == models[1:]
+    assert cache.trusted.keys() == models[1:] and list(cache._models) == models[1:]
     assert predict(client, auth, models[0]).status_code == 200  # looked up and loaded again
 
 

@@ -1,0 +1,117 @@
+"""What the database said about a key, trusted for a bounded time in one web process.
+
+``TrustCache`` keeps each value with the moment the database confirmed it and serves it for
+``ttl`` after that, never longer: a change made elsewhere (a key revoked, a model deleted by
+another process) is seen here within ``ttl``.
+
+Under load an entry does not lapse. The first request that finds it past half its ``ttl`` looks
+it up again, while the requests beside it go on with the value they have; so a busy key costs
+one lookup per ``ttl / 2`` per process. A key not cached, or lapsed, is looked up by one thread
+at a time: the others that want it at that moment wait for that answer instead of asking too.
+(Without this, every expiry sent each thread in flight to the database at once, each holding a
+pooled connection, and the overflow connections opened for them stalled a loaded process for
+tens of milliseconds, once a second.)
+
+A lookup answers the value, or ``None`` for "not there" (dropped, not kept: a key created a
+moment ago works at once). A lookup that fails (raises) changes nothing: a request that needed
+the answer gets the error; one that was only refreshing a still-trusted value is served it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+log = logging.getLogger(__name__)
+
+
+class TrustCache(Generic[K, V]):
+    """Up to ``size`` values (the oldest insertion goes first), each served for ``ttl`` seconds
+    after the lookup that confirmed it began. ``ttl <= 0`` keeps nothing. ``clock`` is
+    ``time.monotonic`` (tests move it on)."""
+
+    def __init__(self, ttl: float, size: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self._items: dict[K, tuple[V, float]] = {}  # key -> (value, confirmed at)
+        self._lock = threading.Lock()  # every change of _items and _flights is made under it
+        self._flights: dict[K, threading.Lock] = {}
+
+    def get(self, key: K, lookup: Callable[[], V | None]) -> V | None:
+        """The value for ``key``: the cached one while it is trusted, else ``lookup()``'s."""
+        now = self.clock()
+        hit = self._items.get(key)
+        if hit is not None:
+            age = now - hit[1]
+            if age < self.ttl / 2:
+                return hit[0]
+            if age < self.ttl:
+                return self._refresh(key, hit[0], lookup)
+        with self._flight(key) as flight, flight:  # one lookup at a time
+            hit = self._items.get(key)  # who waited uses the answer the lookup before brought
+            if hit is not None and self.clock() - hit[1] < self.ttl:
+                return hit[0]
+            return self._look_up(key, lookup)
+
+    def drop(self, key: K) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def keys(self) -> list[K]:
+        """The cached keys, oldest insertion first."""
+        return list(self._items)
+
+    def _refresh(self, key: K, value: V, lookup: Callable[[], V | None]) -> V | None:
+        """Past half its ttl: the first thread here looks the key up; the others (and that
+        one, if the lookup fails) are served the still-trusted ``value``."""
+        with self._flight(key) as flight:
+            if not flight.acquire(blocking=False):
+                return value
+            try:
+                return self._look_up(key, lookup)
+            except Exception:
+                log.warning("refreshing a cached entry failed; serving it until it lapses",
+                            exc_info=True)
+                return value
+            finally:
+                flight.release()
+
+    def _look_up(self, key: K, lookup: Callable[[], V | None]) -> V | None:
+        began = self.clock()
+        value = lookup()
+        with self._lock:
+            self._items.pop(key, None)
+            if value is not None and self.ttl > 0:
+                while len(self._items) >= self.size:
+                    self._items.pop(next(iter(self._items)))  # the oldest insertion
+                self._items[key] = (value, began)
+        return value
+
+    def _flight(self, key: K) -> _Flight:
+        with self._lock:
+            lock = self._flights.setdefault(key, threading.Lock())
+        return _Flight(self, key, lock)
+
+
+class _Flight:
+    """The per-key lock of ``TrustCache``, forgotten once no lookup holds it."""
+
+    def __init__(self, cache: TrustCache, key: Hashable, lock: threading.Lock) -> None:
+        self.cache, self.key, self.lock = cache, key, lock
+
+    def __enter__(self) -> threading.Lock:
+        return self.lock
+
+    def __exit__(self, *_: object) -> None:
+        with self.cache._lock:
+            if not self.lock.locked() and self.cache._flights.get(self.key) is self.lock:
+                del self.cache._flights[self.key]

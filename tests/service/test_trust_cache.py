@@ -1,0 +1,137 @@
+"""``service.trust_cache.TrustCache``: the bound it keeps, and one lookup per key at a time.
+
+The bound: a value is never served more than ``ttl`` after the lookup that confirmed it began.
+Under load: a value past half its ttl is looked up again by one request while the others are
+served it; a key missing or lapsed is looked up by one thread while the others wait for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from service.trust_cache import TrustCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def counted(values: list[Any]) -> tuple[list[int], Any]:
+    """A lookup answering ``values`` one after the other, and the count of its calls."""
+    calls = [0]
+
+    def lookup() -> Any:
+        calls[0] += 1
+        value = values[min(calls[0], len(values)) - 1]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    return calls, lookup
+
+
+def test_a_value_is_trusted_for_its_ttl_and_refreshed_after_half_of_it() -> None:
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    calls, lookup = counted(["v1", "v2", "v3"])
+    assert cache.get("k", lookup) == "v1"
+    clock.now = 0.49
+    assert cache.get("k", lookup) == "v1" and calls == [1]
+    clock.now = 0.5
+    assert cache.get("k", lookup) == "v2" and calls == [2]  # confirmed again at 0.5
+    clock.now = 1.49
+    assert cache.get("k", lookup) == "v3" and calls == [3]
+    clock.now = 3.0  # lapsed (nothing asked for it): looked up before it is served
+    cache.get("k", lookup)
+    assert calls == [4]
+
+
+def test_not_there_is_dropped_and_never_kept() -> None:
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    calls, lookup = counted(["v1", None, None, "back"])
+    assert cache.get("k", lookup) == "v1"
+    clock.now = 0.6  # revoked meanwhile: the refresh sees it, and says so at once
+    assert cache.get("k", lookup) is None and "k" not in cache
+    assert cache.get("k", lookup) is None and calls == [3]  # asked each time
+    assert cache.get("k", lookup) == "back"
+
+
+def test_a_failed_refresh_serves_the_trusted_value_until_it_lapses() -> None:
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    down = ConnectionError("database down")
+    calls, lookup = counted(["v1", down])
+    cache.get("k", lookup)
+    clock.now = 0.7
+    assert cache.get("k", lookup) == "v1" and calls == [2]  # within its ttl still
+    clock.now = 1.0  # lapsed: the request needs the answer, and gets the error
+    with pytest.raises(ConnectionError):
+        cache.get("k", lookup)
+    with pytest.raises(ConnectionError):
+        cache.get("k", lookup)
+
+
+def test_threads_that_miss_at_once_share_one_lookup() -> None:
+    cache: TrustCache[str, str] = TrustCache(1.0)
+    release, calls = threading.Event(), []
+
+    def slow() -> str:
+        calls.append(1)
+        release.wait(5)
+        return "v"
+
+    got: list[str | None] = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get("k", slow)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(0.1)  # all eight wait: one in the lookup, seven for it
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert got == ["v"] * 8
+    assert len(calls) == 1
+
+
+def test_while_one_thread_refreshes_the_others_are_served_at_once() -> None:
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    cache.get("k", lambda: "old")
+    clock.now = 0.8
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        entered.set()
+        release.wait(5)
+        return "new"
+
+    refresher = threading.Thread(target=cache.get, args=("k", slow))
+    refresher.start()
+    assert entered.wait(5)
+    others = [cache.get("k", lambda: pytest.fail("a second lookup")) for _ in range(5)]
+    assert others == ["old"] * 5
+    release.set()
+    refresher.join(5)
+    assert cache.get("k", lambda: pytest.fail("confirmed at 0.8")) == "new"
+    assert cache._flights == {}  # the per-key locks are let go
+
+
+def test_size_and_ttl_zero() -> None:
+    cache: TrustCache[str, str] = TrustCache(1.0, size=2)
+    for k in "abc":
+        cache.get(k, lambda k=k: k.upper())
+    assert cache.keys() == ["b", "c"]
+    none: TrustCache[str, str] = TrustCache(0)
+    calls, lookup = counted(["x"])
+    none.get("k", lookup)
+    none.get("k", lookup)
+    assert calls == [2] and none.keys() == []
