@@ -150,3 +150,51 @@ def test_queued_cancel_counts_as_a_finished_job(client: Any, auth: dict[str, str
         "dataset_id": ds["id"], "network": {"layers": [{"units": 1}]}}).get_json()
     assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth).status_code == 202
     assert metrics.JOBS_FINISHED.labels("cancelled")._value.get() == before + 1
+
+
+def test_log_lines_are_written_whole_without_the_handler_lock(tmp_path: Any) -> None:
+    """The handler takes no lock (a thread blocked in its write must not queue every other
+    thread that logs; see ``service.logs.LineHandler``), and lines from threads at once stay
+    whole; a stream without a file descriptor is written as ``StreamHandler`` does it."""
+    import io
+    import threading
+
+    from service import logs
+
+    assert logs.dict_config()["handlers"]["stderr"]["class"] == "service.logs.LineHandler"
+    path = tmp_path / "log.txt"
+    with open(path, "w") as stream:
+        handler = logs.LineHandler(stream)
+        handler.setFormatter(logs.TextFormatter())
+        log = logging.getLogger("test.linehandler")
+        log.propagate, log.level = False, logging.INFO
+        log.addHandler(handler)
+        try:
+            handler.acquire()  # held elsewhere: logging goes on regardless
+            done = threading.Thread(target=log.info, args=("while the lock is held",))
+            done.start()
+            done.join(5)
+            assert not done.is_alive()
+            handler.release()
+
+            def burst(n: int) -> None:
+                for i in range(300):
+                    log.info("thread %d line %d %s", n, i, "x" * 500)
+
+            threads = [threading.Thread(target=burst, args=(n,)) for n in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        finally:
+            log.removeHandler(handler)
+    lines = path.read_text().splitlines()
+    assert "while the lock is held" in lines[0]
+    assert len(lines) == 1 + 8 * 300
+    assert all(line.endswith(" " + "x" * 500) and "test.linehandler: thread" in line
+               for line in lines[1:])
+    buffer = io.StringIO()
+    fallback = logs.LineHandler(buffer)
+    fallback.setFormatter(logs.TextFormatter())
+    fallback.handle(logging.LogRecord("t", logging.INFO, __file__, 1, "to a buffer", (), None))
+    assert buffer.getvalue().endswith("t: to a buffer\n")
