@@ -17,6 +17,8 @@ the limit is never exceeded. A block doubles (1, 2, 4, ... up to ``LEASE_MAX``, 
 ``LEASE_SECONDS`` of being taken; otherwise the next is 1 hit. A key seen now and then, or close
 to its limit, takes one hit per round trip, exactly; what a process can hold unserved while
 another is refused is its current block. ``X-RateLimit-Remaining`` is this process's view.
+While one thread takes a key's next block, the others of the process that find the block empty
+wait for it (``REFILL_WAIT_SECONDS`` at most) rather than each asking the store too.
 
 The store is not worth an outage: when it is unreachable the request is let through (fail
 open), the error is counted in ``ratelimit_store_errors_total``, logged once per outage, and
@@ -50,6 +52,9 @@ REDIS_TIMEOUT_SECONDS = 0.5
 LEASE_SECONDS = 0.25  # a block used up faster than this: the next one is twice as big
 LEASE_MAX = 32
 LEASE_SHARE = 32  # a block is at most 1/LEASE_SHARE of the budget left in the window
+# A thread that finds the block empty while another thread of the process is taking the next
+# one waits up to this long for it instead of asking the store too.
+REFILL_WAIT_SECONDS = 0.05
 MAX_LEASES = 4096  # keys with a block held, per process (more: the lapsed ones are dropped)
 
 
@@ -73,6 +78,7 @@ class RateLimiter:
         self._down_until = 0.0
         self._lock = threading.Lock()
         self._leases: dict[str, _Lease] = {}
+        self._refills: dict[str, threading.Event] = {}  # key -> a block being taken
         self.clock = time.monotonic  # of the blocks and the outage pause (tests move it)
 
     def hit(self, key: str) -> dict[str, str]:
@@ -82,12 +88,38 @@ class RateLimiter:
             STORE_ERRORS.inc()
             return {}
         with self._lock:
-            lease = self._leases.get(key)
-            if lease is not None and lease.left > 0 and now < lease.until:
-                lease.left -= 1
-                lease.number += 1
-                return self._headers(lease.number)
-            size = self._next_size(lease, now)
+            served = self._serve(key, now)
+            refill = self._refills.get(key)
+        if served is None and refill is not None and refill.wait(REFILL_WAIT_SECONDS):
+            with self._lock:  # another thread of this process was taking a block: share it
+                served = self._serve(key, self.clock())
+        if served is not None:
+            return served
+        with self._lock:
+            size = self._next_size(self._leases.get(key), now)
+            mine = self._refills.setdefault(key, threading.Event())
+            if mine.is_set():
+                mine = threading.Event()  # (a refill that ended while this thread waited)
+                self._refills[key] = mine
+        try:
+            return self._take(key, now, size)
+        finally:
+            with self._lock:
+                if self._refills.get(key) is mine:
+                    del self._refills[key]
+            mine.set()
+
+    def _serve(self, key: str, now: float) -> dict[str, str] | None:
+        """A hit from this process's block for ``key``, if one is left (under ``_lock``)."""
+        lease = self._leases.get(key)
+        if lease is not None and lease.left > 0 and now < lease.until:
+            lease.left -= 1
+            lease.number += 1
+            return self._headers(lease.number)
+        return None
+
+    def _take(self, key: str, now: float, size: int) -> dict[str, str]:
+        """Count a block of ``size`` hits in the store; serve the first, keep the rest."""
         try:
             name = self.item.key_for("v1", key)
             count, seconds_left = self.storage.count(name, self.item.get_expiry(), size)

@@ -300,3 +300,41 @@ def test_blocks_taken_at_once_by_two_threads_are_both_served() -> None:
         limiter.hit("k")
         served += 1
     assert served == 16 and total[0] == 16
+
+
+def test_threads_that_find_the_block_empty_while_one_takes_the_next_share_it() -> None:
+    """While one thread of the process waits for the store, the others that find the block
+    empty wait for its block instead of each asking the store (a burst was a herd of store
+    calls, and of new Redis connections)."""
+    import threading
+    import time
+
+    from service.ratelimit import RateLimiter, _Lease
+
+    calls, asked, answer = [], threading.Event(), threading.Event()
+
+    class Store:
+        def count(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+            calls.append(amount)
+            asked.set()
+            answer.wait(timeout=5)
+            return sum(calls), 60.0
+
+        def check(self) -> bool:
+            return True
+
+    limiter = RateLimiter("100000 per hour", Store(), "test")
+    limiter.clock = lambda: 100.0
+    limiter._leases["k"] = _Lease(left=0, number=0, until=160.0, size=4, taken=100.0)
+    first = threading.Thread(target=limiter.hit, args=("k",))
+    first.start()
+    assert asked.wait(5)
+    others = [threading.Thread(target=limiter.hit, args=("k",)) for _ in range(5)]
+    for t in others:
+        t.start()
+    time.sleep(0.01)
+    answer.set()
+    for t in [first, *others]:
+        t.join(5)
+    assert calls == [8]  # one block of 8 for the six requests
+    assert limiter._leases["k"].left == 2 and limiter._refills == {}
