@@ -135,7 +135,6 @@ class KeyCache:
 
     def __init__(self, ttl: float, size: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
         self.trusted: TrustCache[str, Identity] = TrustCache(ttl, size, clock)
 
     def authenticate(self, header: str | None, session: Callable[[], Session]) -> Identity:

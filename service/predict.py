@@ -35,7 +35,7 @@ from backprop import Model
 from . import metrics, storage
 from .errors import invalid, not_found, too_large
 from .models import TrainedModel
-from .trust_cache import TrustCache
+from .trust_cache import KeyLocks, TrustCache
 
 
 class ModelInfo(NamedTuple):
@@ -51,11 +51,11 @@ class ModelCache:
 
     def __init__(self, size: int, ttl: float, info_size: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.size, self.ttl = size, ttl
+        self.size = size
         self.trusted: TrustCache[str, ModelInfo] = TrustCache(ttl, info_size, clock)
         self._models: OrderedDict[str, Model] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
+        self._loading: KeyLocks[str] = KeyLocks()
 
     def get(self, model_id: str, tenant_id: str, session: Callable[[], Session],
             ) -> tuple[ModelInfo, Model]:
@@ -90,9 +90,7 @@ class ModelCache:
         return ModelInfo(row.tenant_id, row.inputs, row.blob_id)
 
     def _load(self, model_id: str, info: ModelInfo, session: Callable[[], Session]) -> Model:
-        with self._lock:
-            loading = self._loading.setdefault(model_id, threading.Lock())
-        with loading:  # one thread loads a model; the others wait for it
+        with self._loading.hold(model_id):  # one thread loads a model; the others wait for it
             model = self._models.get(model_id)
             if model is None:
                 model = Model.from_bytes(storage.get(session(), info.blob_id))
@@ -100,8 +98,6 @@ class ModelCache:
                     self._models[model_id] = model
                     while len(self._models) > self.size:
                         self._models.popitem(last=False)
-        with self._lock:
-            self._loading.pop(model_id, None)
         return model
 
 

@@ -22,13 +22,46 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 log = logging.getLogger(__name__)
+
+
+class KeyLocks(Generic[K]):
+    """One lock per key, made when a thread first wants it and let go when no thread holds or
+    awaits it (so one lookup, or one load, of a key at a time)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[K, tuple[threading.Lock, int]] = {}  # key -> (lock, threads using it)
+
+    @contextmanager
+    def hold(self, key: K, blocking: bool = True) -> Iterator[bool]:
+        """Hold ``key``'s lock for the block; ``blocking=False``: yields ``False`` at once when
+        another thread holds it (and holds nothing)."""
+        with self._lock:
+            lock, users = self._locks.get(key) or (threading.Lock(), 0)
+            self._locks[key] = (lock, users + 1)
+        held = lock.acquire(blocking)
+        try:
+            yield held
+        finally:
+            if held:
+                lock.release()
+            with self._lock:
+                users = self._locks[key][1] - 1
+                if users:
+                    self._locks[key] = (lock, users)
+                else:
+                    del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 class TrustCache(Generic[K, V]):
@@ -40,8 +73,8 @@ class TrustCache(Generic[K, V]):
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self.size, self.clock = ttl, size, clock
         self._items: dict[K, tuple[V, float]] = {}  # key -> (value, confirmed at)
-        self._lock = threading.Lock()  # every change of _items and _flights is made under it
-        self._flights: dict[K, threading.Lock] = {}
+        self._lock = threading.Lock()  # every change of _items is made under it
+        self._flights: KeyLocks[K] = KeyLocks()
 
     def get(self, key: K, lookup: Callable[[], V | None]) -> V | None:
         """The value for ``key``: the cached one while it is trusted, else ``lookup()``'s."""
@@ -53,7 +86,7 @@ class TrustCache(Generic[K, V]):
                 return hit[0]
             if age < self.ttl:
                 return self._refresh(key, hit[0], lookup)
-        with self._flight(key) as flight, flight:  # one lookup at a time
+        with self._flights.hold(key):  # one lookup at a time
             hit = self._items.get(key)  # who waited uses the answer the lookup before brought
             if hit is not None and self.clock() - hit[1] < self.ttl:
                 return hit[0]
@@ -73,8 +106,8 @@ class TrustCache(Generic[K, V]):
     def _refresh(self, key: K, value: V, lookup: Callable[[], V | None]) -> V | None:
         """Past half its ttl: the first thread here looks the key up; the others (and that
         one, if the lookup fails) are served the still-trusted ``value``."""
-        with self._flight(key) as flight:
-            if not flight.acquire(blocking=False):
+        with self._flights.hold(key, blocking=False) as mine:
+            if not mine:
                 return value
             try:
                 return self._look_up(key, lookup)
@@ -82,8 +115,6 @@ class TrustCache(Generic[K, V]):
                 log.warning("refreshing a cached entry failed; serving it until it lapses",
                             exc_info=True)
                 return value
-            finally:
-                flight.release()
 
     def _look_up(self, key: K, lookup: Callable[[], V | None]) -> V | None:
         began = self.clock()
@@ -95,23 +126,3 @@ class TrustCache(Generic[K, V]):
                     self._items.pop(next(iter(self._items)))  # the oldest insertion
                 self._items[key] = (value, began)
         return value
-
-    def _flight(self, key: K) -> _Flight:
-        with self._lock:
-            lock = self._flights.setdefault(key, threading.Lock())
-        return _Flight(self, key, lock)
-
-
-class _Flight:
-    """The per-key lock of ``TrustCache``, forgotten once no lookup holds it."""
-
-    def __init__(self, cache: TrustCache, key: Hashable, lock: threading.Lock) -> None:
-        self.cache, self.key, self.lock = cache, key, lock
-
-    def __enter__(self) -> threading.Lock:
-        return self.lock
-
-    def __exit__(self, *_: object) -> None:
-        with self.cache._lock:
-            if not self.lock.locked() and self.cache._flights.get(self.key) is self.lock:
-                del self.cache._flights[self.key]
