@@ -97,17 +97,16 @@ class RateLimiter:
             return served
         with self._lock:
             size = self._next_size(self._leases.get(key), now)
-            mine = self._refills.setdefault(key, threading.Event())
-            if mine.is_set():
-                mine = threading.Event()  # (a refill that ended while this thread waited)
-                self._refills[key] = mine
+            mine = None
+            if key not in self._refills:  # the others wait for the refill this thread makes
+                mine = self._refills[key] = threading.Event()
         try:
             return self._take(key, now, size)
         finally:
-            with self._lock:
-                if self._refills.get(key) is mine:
+            if mine is not None:
+                with self._lock:
                     del self._refills[key]
-            mine.set()
+                mine.set()
 
     def _serve(self, key: str, now: float) -> dict[str, str] | None:
         """A hit from this process's block for ``key``, if one is left (under ``_lock``)."""
