@@ -45,7 +45,16 @@ def api_schema(fuzz_app: Any) -> Any:
                                                                 "413", "422"]},
         },
     })
-    return schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app, config=config)
+    loaded = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app, config=config)
+    loaded.hook(filter_query)
+    return loaded
+
+
+def filter_query(ctx: Any, query: dict[str, Any] | None) -> bool:
+    """Drop a query with a parameter whose value is an empty list: it does not reach the wire
+    (``{"cursor": "x", "": []}`` is sent as ``?cursor=x``), so a "negative" case made of it is
+    a valid request that the server rightly answers 200 (a false ST201)."""
+    return not query or all(value != [] for value in query.values())
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
