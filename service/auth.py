@@ -3,7 +3,8 @@
 Web processes serve authentication from a ``KeyCache``: a key found valid is trusted for
 ``CACHE_TTL_SECONDS`` (1 s by default) after the database said so, so a revoked key (or a
 deleted tenant's key) stops working in every web process within that time; a busy key is looked
-up again by one request each half of that time (``service.trust_cache``). A key not found, or
+up again each half of that time, in the background (``service.trust_cache``): no request waits
+for it. A key not found, or
 revoked, is looked up on every request (a new key works at once).
 """
 
@@ -20,6 +21,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import db
 from .errors import APIError
 from .models import ApiKey, Tenant, new_id, utcnow
 from .trust_cache import TrustCache
@@ -117,6 +119,12 @@ def _identity(session: Session, digest: str) -> Identity | None:
     return None if row is None else Identity(row.tenant_id, row.id)
 
 
+def _identity_in_own_session(digest: str) -> Identity | None:
+    """``_identity`` for a background refresh (not in a request: its own session)."""
+    with db.new_session() as session:
+        return _identity(session, digest)
+
+
 def _invalid() -> APIError:
     return APIError(401, "Unauthorized", "the API key is not valid or has been revoked",
                     headers=CHALLENGE)
@@ -140,7 +148,8 @@ class KeyCache:
     def authenticate(self, header: str | None, session: Callable[[], Session]) -> Identity:
         """Like ``authenticate``; ``session()`` is called only when the key must be looked up."""
         digest = bearer_digest(header)
-        ident = self.trusted.get(digest, lambda: _identity(session(), digest))
+        ident = self.trusted.get(digest, lambda: _identity(session(), digest),
+                                 refresh=lambda: _identity_in_own_session(digest))
         if ident is None:
             raise _invalid()
         return ident

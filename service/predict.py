@@ -5,7 +5,7 @@ What a web process caches about a model:
 - its owner, width and blob, trusted for ``CACHE_TTL_SECONDS`` (1 s) after the database said
   so: a model deleted in another process stops answering here within that time (the process
   that deletes it drops it at once). A cached model costs no database round trip; a busy one
-  is looked up again by one request each half of that time (``service.trust_cache``).
+  is looked up again each half of that time, in the background (``service.trust_cache``).
 - the loaded ``Model`` itself, the ``MODEL_CACHE_SIZE`` most recently used (a model's weights
   never change; its entry goes when the model is found gone).
 
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from backprop import Model
 
-from . import metrics, storage
+from . import db, metrics, storage
 from .errors import invalid, not_found, too_large
 from .models import TrainedModel
 from .trust_cache import KeyLocks, TrustCache
@@ -61,7 +61,8 @@ class ModelCache:
             ) -> tuple[ModelInfo, Model]:
         """The model ``model_id`` if ``tenant_id`` owns it, else a 404 problem (the same for a
         model of another tenant as for none). ``session()`` is called only on a miss."""
-        info = self.trusted.get(model_id, lambda: self._lookup(model_id, session()))
+        info = self.trusted.get(model_id, lambda: self._lookup(model_id, session()),
+                                refresh=lambda: self._lookup_in_own_session(model_id))
         if info is None or info.tenant_id != tenant_id:
             raise not_found("model", model_id)
         model = self._models.get(model_id)
@@ -88,6 +89,11 @@ class ModelCache:
                 self._models.pop(model_id, None)
             return None
         return ModelInfo(row.tenant_id, row.inputs, row.blob_id)
+
+    def _lookup_in_own_session(self, model_id: str) -> ModelInfo | None:
+        """``_lookup`` for a background refresh (not in a request: its own session)."""
+        with db.new_session() as session:
+            return self._lookup(model_id, session)
 
     def _load(self, model_id: str, info: ModelInfo, session: Callable[[], Session]) -> Model:
         with self._loading.hold(model_id):  # one thread loads a model; the others wait for it

@@ -4,9 +4,11 @@
 ``ttl`` after that, never longer: a change made elsewhere (a key revoked, a model deleted by
 another process) is seen here within ``ttl``.
 
-Under load an entry does not lapse. The first request that finds it past half its ``ttl`` looks
-it up again, while the requests beside it go on with the value they have; so a busy key costs
-one lookup per ``ttl / 2`` per process. A key not cached, or lapsed, is looked up by one thread
+Under load an entry does not lapse. The first request that finds it past half its ``ttl`` has it
+looked up again, while the requests beside it go on with the value they have; so a busy key costs
+one lookup per ``ttl / 2`` per process. Given a ``refresh`` (a lookup that any thread may run),
+that lookup runs on the process's refresher thread and no request waits for it: a busy key's
+requests make no database round trip at all. A key not cached, or lapsed, is looked up by one thread
 at a time: the others that want it at that moment wait for that answer instead of asking too.
 (Without this, every expiry sent each thread in flight to the database at once, each holding a
 pooled connection, and the overflow connections opened for them stalled a loaded process for
@@ -20,6 +22,8 @@ the answer gets the error; one that was only refreshing a still-trusted value is
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -64,6 +68,35 @@ class KeyLocks(Generic[K]):
         return len(self._locks)
 
 
+class _Refresher:
+    """One daemon thread per process that runs the caches' background refreshes in turn."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or forked: threads are not inherited
+                self._pid, self._jobs = os.getpid(), queue.SimpleQueue()
+                threading.Thread(target=self._run, args=(self._jobs,), daemon=True,
+                                 name="trust-cache-refresh").start()
+            self._jobs.put(job)
+
+    @staticmethod
+    def _run(jobs: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            job = jobs.get()
+            try:
+                job()
+            except Exception:  # a job logs its own failures; this thread must not end
+                log.exception("a background cache refresh failed")
+
+
+REFRESHER = _Refresher()
+
+
 class TrustCache(Generic[K, V]):
     """Up to ``size`` values (the oldest insertion goes first), each served for ``ttl`` seconds
     after the lookup that confirmed it began. ``ttl <= 0`` keeps nothing. ``clock`` is
@@ -75,9 +108,13 @@ class TrustCache(Generic[K, V]):
         self._items: dict[K, tuple[V, float]] = {}  # key -> (value, confirmed at)
         self._lock = threading.Lock()  # every change of _items is made under it
         self._flights: KeyLocks[K] = KeyLocks()
+        self._queued: set[K] = set()  # keys whose background refresh is queued or running
 
-    def get(self, key: K, lookup: Callable[[], V | None]) -> V | None:
-        """The value for ``key``: the cached one while it is trusted, else ``lookup()``'s."""
+    def get(self, key: K, lookup: Callable[[], V | None],
+            refresh: Callable[[], V | None] | None = None) -> V | None:
+        """The value for ``key``: the cached one while it is trusted, else ``lookup()``'s.
+        ``refresh``: the same lookup, safe on another thread (its own database session); past
+        half the ttl it runs in the background and the cached value is served at once."""
         now = self.clock()
         hit = self._items.get(key)
         if hit is not None:
@@ -85,7 +122,10 @@ class TrustCache(Generic[K, V]):
             if age < self.ttl / 2:
                 return hit[0]
             if age < self.ttl:
-                return self._refresh(key, hit[0], lookup)
+                if refresh is None:
+                    return self._refresh(key, hit[0], lookup)
+                self._refresh_later(key, hit[0], refresh)
+                return hit[0]
         with self._flights.hold(key):  # one lookup at a time
             hit = self._items.get(key)  # who waited uses the answer the lookup before brought
             if hit is not None and self.clock() - hit[1] < self.ttl:
@@ -115,6 +155,21 @@ class TrustCache(Generic[K, V]):
                 log.warning("refreshing a cached entry failed; serving it until it lapses",
                             exc_info=True)
                 return value
+
+    def _refresh_later(self, key: K, value: V, refresh: Callable[[], V | None]) -> None:
+        with self._lock:
+            if key in self._queued:
+                return
+            self._queued.add(key)
+
+        def job() -> None:
+            try:
+                self._refresh(key, value, refresh)
+            finally:
+                with self._lock:
+                    self._queued.discard(key)
+
+        REFRESHER.submit(job)
 
     def _look_up(self, key: K, lookup: Callable[[], V | None]) -> V | None:
         began = self.clock()

@@ -7,6 +7,8 @@ clocks on instead of sleeping. ``tests/e2e/test_cache.py`` checks the same on re
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -66,6 +68,28 @@ def test_entries_are_looked_up_again_after_the_ttl(
     # the key and the model row again, but not the weights: a model never changes
     assert len(sent) == 2, sent
     assert not any("blobs" in s for s in sent)
+
+
+def test_past_half_the_ttl_the_entries_are_confirmed_off_the_request(
+        app: Any, client: Any, auth: dict[str, str], model: dict[str, Any]) -> None:
+    from service import db
+
+    assert predict(client, auth, model["model_id"]).status_code == 200
+    later(app, app.config["SETTINGS"].cache_ttl_seconds * 0.6)
+    threads: list[str] = []
+
+    def record(*_: Any) -> None:
+        threads.append(threading.current_thread().name)
+
+    event.listen(db.engine(), "before_cursor_execute", record)
+    try:
+        assert predict(client, auth, model["model_id"]).status_code == 200
+        deadline = time.monotonic() + 5
+        while len(threads) < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
+    finally:
+        event.remove(db.engine(), "before_cursor_execute", record)
+    assert threads == ["trust-cache-refresh"] * 2  # the key and the model row, not the request
 
 
 def test_revoked_key_stops_within_the_ttl(app: Any, client: Any, key: str,
@@ -128,6 +152,13 @@ def test_key_cache_is_bounded_and_refreshes_a_busy_key(monkeypatch: pytest.Monke
         return service_auth.Identity("tn_" + digest[:4], "key_" + digest[:4])
 
     monkeypatch.setattr(service_auth, "_identity", identity)
+    refreshed_on: list[str] = []
+
+    def refresh(digest: str) -> service_auth.Identity:
+        refreshed_on.append(threading.current_thread().name)
+        return identity(None, digest)
+
+    monkeypatch.setattr(service_auth, "_identity_in_own_session", refresh)
     cache = service_auth.KeyCache(ttl=1.0, size=2, clock=lambda: now[0])
     for k in ("a", "b", "c", "c"):
         cache.authenticate(f"Bearer {k}", lambda: None)
@@ -137,9 +168,12 @@ def test_key_cache_is_bounded_and_refreshes_a_busy_key(monkeypatch: pytest.Monke
     now[0] = 0.49
     cache.authenticate("Bearer c", lambda: None)
     assert len(looked_up) == 3
-    now[0] = 0.5  # half its ttl: this request confirms it again
+    now[0] = 0.5  # half its ttl: served at once, confirmed again in the background
     cache.authenticate("Bearer c", lambda: None)
-    assert len(looked_up) == 4
+    deadline = time.monotonic() + 5
+    while len(looked_up) < 4 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(looked_up) == 4 and refreshed_on == ["trust-cache-refresh"]
     now[0] = 0.99  # trusted from 0.5 on: no lookup
     cache.authenticate("Bearer c", lambda: None)
     assert len(looked_up) == 4

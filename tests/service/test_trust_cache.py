@@ -135,3 +135,70 @@ def test_size_and_ttl_zero() -> None:
     none.get("k", lookup)
     none.get("k", lookup)
     assert calls == [2] and none.keys() == []
+
+
+def wait_until(cond: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def test_with_a_refresh_no_request_waits_for_it() -> None:
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    cache.get("k", lambda: "old")
+    clock.now = 0.6
+    entered, release, ran_on = threading.Event(), threading.Event(), []
+
+    def refresh() -> str:
+        ran_on.append(threading.current_thread().name)
+        entered.set()
+        release.wait(5)
+        return "new"
+
+    never = lambda: pytest.fail("a request looked the key up")  # noqa: E731
+    assert cache.get("k", never, refresh) == "old"  # served at once, refresh queued
+    assert entered.wait(5)
+    # while it runs, the others are served too, and no second refresh is queued
+    assert [cache.get("k", never, refresh) for _ in range(5)] == ["old"] * 5
+    release.set()
+    assert wait_until(lambda: cache._items["k"][0] == "new" and not cache._queued)
+    assert ran_on == ["trust-cache-refresh"]
+    clock.now = 1.5  # confirmed at 0.6 (when the refresh began): still trusted
+    assert cache.get("k", never, refresh) == "new"
+
+
+def test_a_background_refresh_keeps_the_bound() -> None:
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    cache.get("k", lambda: "v1")
+    clock.now = 0.6
+    entered, release = threading.Event(), threading.Event()
+
+    def failing() -> str:
+        entered.set()
+        release.wait(5)
+        raise OSError("database down")
+
+    assert cache.get("k", lambda: "unused", failing) == "v1"
+    assert entered.wait(5)
+    clock.now = 1.0  # lapsed while the refresh is out: not served; the request waits for it,
+    threading.Timer(0.05, release.set).start()  # and when it fails, looks the key up itself
+    calls, lookup = counted(["v2"])
+    assert cache.get("k", lookup, failing) == "v2" and calls == [1]
+    assert wait_until(lambda: not cache._queued)
+    assert cache._items["k"] == ("v2", 1.0)
+
+
+def test_not_there_in_the_background_drops_the_key() -> None:
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    cache.get("k", lambda: "v1")
+    clock.now = 0.7
+    assert cache.get("k", lambda: "unused", lambda: None) == "v1"
+    assert wait_until(lambda: "k" not in cache and not cache._queued)
+    calls, lookup = counted([None])
+    assert cache.get("k", lookup, lambda: "unused") is None and calls == [1]
