@@ -9,7 +9,8 @@ of ``--target`` at ``--rate``. For each round: p50, p99, max, the requests over 
 connections, and what the machine did meanwhile:
 - ``steal`` and ``idle``: the share of both cores' time the hypervisor took and left idle
   (``/proc/stat``), so that a stall on an idle machine reads apart from a busy one;
-- ``gap``: the longest a 1 ms sleep of the client's own event loop overslept (the client was late);
+- ``gap``: the longest a 1 ms sleep of the client's own event loop overslept (the client was
+  late; its garbage collector is off during a phase, see ``openloop.offer``);
 - the kernel's TCP counters that moved (``/proc/net/snmp``, ``/proc/net/netstat``):
   retransmits (a loopback retransmit waits >= 200 ms), listen queue overflows, timeouts.
 The last line is one JSON object.
