@@ -7,7 +7,8 @@ Each client has its own API key (tenant) and loops: upload a small dataset (ever
 start a small job, poll it to the end, then predict 5 times with the newest model it has.
 Afterwards every job accepted is awaited (up to 5 minutes). Reports errors (5xx, connection
 errors, or any 4xx: the clients send only valid requests), jobs finished of jobs accepted,
-requests per second and latency p50/p99. Traffic goes to 127.0.0.1 only, bounded in time.
+requests per second and latency p50/p99. Traffic goes to 127.0.0.1 only, bounded in time. The
+rate limit is raised to 1,000,000 a minute a key (it still does its work on every request).
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ class Client(threading.Thread):
 
 
 def run_stack(name: str, clients: int, seconds: float) -> dict[str, Any]:
-    with stack(name, keys=clients) as (base, keys, _):
+    # The limit is raised so that it never answers 429 (it still counts every request): 20
+    # clients polling every 0.2 s go past the default 1,200 a minute a key on a fast stack.
+    with stack(name, keys=clients, RATE_LIMIT="1000000 per minute") as (base, keys, _):
         start = time.monotonic()
         workers = [Client(i, base, keys[i], start + seconds) for i in range(clients)]
         for w in workers:
