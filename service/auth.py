@@ -3,8 +3,8 @@
 Web processes serve authentication from a ``KeyCache``: a key found valid is trusted for
 ``CACHE_TTL_SECONDS`` (1 s by default) after the database said so, so a revoked key (or a
 deleted tenant's key) stops working in every web process within that time; a busy key is looked
-up again each half of that time, in the background (``service.trust_cache``): no request waits
-for it. A key not found, or
+up again each half of that time, in the background (``service.trust_cache``), while its
+requests are served. A key not found, or
 revoked, is looked up on every request (a new key works at once).
 """
 

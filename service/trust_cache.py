@@ -7,9 +7,12 @@ another process) is seen here within ``ttl``.
 Under load an entry does not lapse. The first request that finds it past half its ``ttl`` has it
 looked up again, while the requests beside it go on with the value they have; so a busy key costs
 one lookup per ``ttl / 2`` per process. Given a ``refresh`` (a lookup that any thread may run),
-that lookup runs on the process's refresher thread and no request waits for it: a busy key's
-requests make no database round trip at all. A key not cached, or lapsed, is looked up by one thread
-at a time: the others that want it at that moment wait for that answer instead of asking too.
+that lookup runs on the process's refresher thread and the request is served at once: a busy
+key's requests make no database round trip. (One refresher thread serves every cache of the
+process; should it fall behind by half a ``ttl``, entries lapse and are looked up by requests,
+as without it.) A key not cached, or lapsed, is looked up by one thread
+at a time: the others that want it at that moment wait for that answer (up to ``WAIT_SECONDS``,
+then they ask themselves) instead of asking too.
 (Without this, every expiry sent each thread in flight to the database at once, each holding a
 pooled connection, and the overflow connections opened for them stalled a loaded process for
 tens of milliseconds, once a second.)
@@ -35,6 +38,8 @@ V = TypeVar("V")
 
 log = logging.getLogger(__name__)
 
+WAIT_SECONDS = 1.0  # the longest a request waits for another thread's lookup of its key
+
 
 class KeyLocks(Generic[K]):
     """One lock per key, made when a thread first wants it and let go when no thread holds or
@@ -45,13 +50,13 @@ class KeyLocks(Generic[K]):
         self._locks: dict[K, tuple[threading.Lock, int]] = {}  # key -> (lock, threads using it)
 
     @contextmanager
-    def hold(self, key: K, blocking: bool = True) -> Iterator[bool]:
-        """Hold ``key``'s lock for the block; ``blocking=False``: yields ``False`` at once when
-        another thread holds it (and holds nothing)."""
+    def hold(self, key: K, blocking: bool = True, timeout: float = -1) -> Iterator[bool]:
+        """Hold ``key``'s lock for the block; yields ``False`` (holding nothing) when another
+        thread holds it: at once with ``blocking=False``, after ``timeout`` seconds if given."""
         with self._lock:
             lock, users = self._locks.get(key) or (threading.Lock(), 0)
             self._locks[key] = (lock, users + 1)
-        held = lock.acquire(blocking)
+        held = lock.acquire(blocking, timeout if blocking else -1)
         try:
             yield held
         finally:
@@ -75,13 +80,18 @@ class _Refresher:
         self._lock = threading.Lock()
         self._pid = 0
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
     def submit(self, job: Callable[[], None]) -> None:
+        """Queue ``job``; raises if no thread can be started to run it."""
         with self._lock:
             if self._pid != os.getpid():  # first use, or forked: threads are not inherited
-                self._pid, self._jobs = os.getpid(), queue.SimpleQueue()
-                threading.Thread(target=self._run, args=(self._jobs,), daemon=True,
-                                 name="trust-cache-refresh").start()
+                self._jobs, self._thread = queue.SimpleQueue(), None
+            if self._thread is None or not self._thread.is_alive():
+                thread = threading.Thread(target=self._run, args=(self._jobs,), daemon=True,
+                                          name="trust-cache-refresh")
+                thread.start()
+                self._pid, self._thread = os.getpid(), thread
             self._jobs.put(job)
 
     @staticmethod
@@ -90,7 +100,7 @@ class _Refresher:
             job = jobs.get()
             try:
                 job()
-            except Exception:  # a job logs its own failures; this thread must not end
+            except BaseException:  # a job logs its own failures; this thread must not end
                 log.exception("a background cache refresh failed")
 
 
@@ -109,6 +119,8 @@ class TrustCache(Generic[K, V]):
         self._lock = threading.Lock()  # every change of _items is made under it
         self._flights: KeyLocks[K] = KeyLocks()
         self._queued: set[K] = set()  # keys whose background refresh is queued or running
+        self._pid = os.getpid()  # whose _queued it is (a forked child's jobs are not queued)
+        self._drops = 0  # drop() calls: a lookup that began before one does not store
 
     def get(self, key: K, lookup: Callable[[], V | None],
             refresh: Callable[[], V | None] | None = None) -> V | None:
@@ -126,7 +138,7 @@ class TrustCache(Generic[K, V]):
                     return self._refresh(key, hit[0], lookup)
                 self._refresh_later(key, hit[0], refresh)
                 return hit[0]
-        with self._flights.hold(key):  # one lookup at a time
+        with self._flights.hold(key, timeout=WAIT_SECONDS):  # one lookup at a time
             hit = self._items.get(key)  # who waited uses the answer the lookup before brought
             if hit is not None and self.clock() - hit[1] < self.ttl:
                 return hit[0]
@@ -134,6 +146,7 @@ class TrustCache(Generic[K, V]):
 
     def drop(self, key: K) -> None:
         with self._lock:
+            self._drops += 1
             self._items.pop(key, None)
 
     def __contains__(self, key: object) -> bool:
@@ -158,25 +171,36 @@ class TrustCache(Generic[K, V]):
 
     def _refresh_later(self, key: K, value: V, refresh: Callable[[], V | None]) -> None:
         with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._queued.clear()
             if key in self._queued:
                 return
             self._queued.add(key)
+        confirmed = self._items.get(key, (value, 0.0))[1]
 
         def job() -> None:
             try:
-                self._refresh(key, value, refresh)
+                hit = self._items.get(key)
+                if hit is not None and hit[1] == confirmed:  # not looked up since, nor gone
+                    self._refresh(key, value, refresh)
             finally:
                 with self._lock:
                     self._queued.discard(key)
 
-        REFRESHER.submit(job)
+        try:
+            REFRESHER.submit(job)
+        except Exception:  # no thread to run it: refresh here, as without a refresher
+            with self._lock:
+                self._queued.discard(key)
+            self._refresh(key, value, refresh)
 
     def _look_up(self, key: K, lookup: Callable[[], V | None]) -> V | None:
-        began = self.clock()
+        began, drops = self.clock(), self._drops
         value = lookup()
         with self._lock:
             self._items.pop(key, None)
-            if value is not None and self.ttl > 0:
+            if value is not None and self.ttl > 0 and drops == self._drops:
                 while len(self._items) >= self.size:
                     self._items.pop(next(iter(self._items)))  # the oldest insertion
                 self._items[key] = (value, began)

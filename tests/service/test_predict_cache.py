@@ -44,6 +44,14 @@ def statements() -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
+def settled(cache: Any) -> None:
+    """Wait until ``cache`` (a ``TrustCache``) has no background refresh queued or running."""
+    deadline = time.monotonic() + 5
+    while cache._queued and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert not cache._queued
+
+
 def predict(client: Any, headers: dict[str, str], model_id: str) -> Any:
     return client.post(f"/v1/models/{model_id}/predict", headers=headers, json=ONE_ROW)
 
@@ -81,15 +89,19 @@ def test_past_half_the_ttl_the_entries_are_confirmed_off_the_request(
     def record(*_: Any) -> None:
         threads.append(threading.current_thread().name)
 
+    caches = [app.extensions[name].trusted for name in ("key_cache", "model_cache")]
+    confirmed = [at for c in caches for _, at in c._items.values()]
     event.listen(db.engine(), "before_cursor_execute", record)
     try:
         assert predict(client, auth, model["model_id"]).status_code == 200
-        deadline = time.monotonic() + 5
-        while len(threads) < 2 and time.monotonic() < deadline:
-            time.sleep(0.001)
+        for cache in caches:
+            settled(cache)
     finally:
         event.remove(db.engine(), "before_cursor_execute", record)
     assert threads == ["trust-cache-refresh"] * 2  # the key and the model row, not the request
+    again = [at for c in caches for _, at in c._items.values()]
+    assert len(again) == len(confirmed) == 2  # the key and the model, confirmed again:
+    assert all(new > old for new, old in zip(again, confirmed, strict=True))
 
 
 def test_revoked_key_stops_within_the_ttl(app: Any, client: Any, key: str,
@@ -170,11 +182,9 @@ def test_key_cache_is_bounded_and_refreshes_a_busy_key(monkeypatch: pytest.Monke
     assert len(looked_up) == 3
     now[0] = 0.5  # half its ttl: served at once, confirmed again in the background
     cache.authenticate("Bearer c", lambda: None)
-    deadline = time.monotonic() + 5
-    while len(looked_up) < 4 and time.monotonic() < deadline:
-        time.sleep(0.001)
+    settled(cache.trusted)
     assert len(looked_up) == 4 and refreshed_on == ["trust-cache-refresh"]
-    now[0] = 0.99  # trusted from 0.5 on: no lookup
+    now[0] = 1.2  # trusted from 0.5 on (it would have lapsed at 1.0): no lookup
     cache.authenticate("Bearer c", lambda: None)
     assert len(looked_up) == 4
 

@@ -2,7 +2,8 @@
 
 The bound: a value is never served more than ``ttl`` after the lookup that confirmed it began.
 Under load: a value past half its ttl is looked up again by one request while the others are
-served it; a key missing or lapsed is looked up by one thread while the others wait for it.
+served it (or, given a ``refresh``, on the process's refresher thread while every request is
+served it); a key missing or lapsed is looked up by one thread while the others wait for it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from service import trust_cache
 from service.trust_cache import TrustCache
 
 
@@ -183,14 +185,127 @@ def test_a_background_refresh_keeps_the_bound() -> None:
         release.wait(5)
         raise OSError("database down")
 
-    assert cache.get("k", lambda: "unused", failing) == "v1"
-    assert entered.wait(5)
-    clock.now = 1.0  # lapsed while the refresh is out: not served; the request waits for it,
-    threading.Timer(0.05, release.set).start()  # and when it fails, looks the key up itself
-    calls, lookup = counted(["v2"])
-    assert cache.get("k", lookup, failing) == "v2" and calls == [1]
+    try:
+        assert cache.get("k", lambda: "unused", failing) == "v1"
+        assert entered.wait(5)
+        clock.now = 1.0  # lapsed while the refresh is out: not served, the request waits for it
+        calls, lookup, got = *counted(["v2"]), []
+        request = threading.Thread(target=lambda: got.append(cache.get("k", lookup, failing)))
+        request.start()
+        assert wait_until(lambda: cache._flights._locks["k"][1] == 2)  # it is waiting
+        assert not got
+    finally:
+        release.set()
+    request.join(5)  # the refresh failed: the request looked the key up itself
+    assert got == ["v2"] and calls == [1]
     assert wait_until(lambda: not cache._queued)
     assert cache._items["k"] == ("v2", 1.0)
+
+
+def test_a_request_waits_for_another_lookup_only_so_long(monkeypatch: pytest.MonkeyPatch,
+                                                         ) -> None:
+    monkeypatch.setattr(trust_cache, "WAIT_SECONDS", 0.05)
+    cache: TrustCache[str, str] = TrustCache(1.0)
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck() -> str:
+        entered.set()
+        release.wait(5)
+        return "late"
+
+    first = threading.Thread(target=cache.get, args=("k", stuck))
+    first.start()
+    try:
+        assert entered.wait(5)
+        assert cache.get("k", lambda: "mine") == "mine"  # gave up waiting, asked itself
+    finally:
+        release.set()
+    first.join(5)
+
+
+def test_the_refresher_outlives_a_job_that_raises_anything() -> None:
+    class Fatal(BaseException):
+        pass
+
+    def boom() -> None:
+        raise Fatal
+
+    trust_cache.REFRESHER.submit(boom)
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    cache.get("k", lambda: "v1")
+    clock.now = 0.6
+    assert cache.get("k", lambda: "unused", lambda: "v2") == "v1"
+    assert wait_until(lambda: cache._items["k"] == ("v2", 0.6))
+
+
+def test_without_a_refresher_thread_the_request_refreshes(monkeypatch: pytest.MonkeyPatch,
+                                                          ) -> None:
+    def no_thread(*_: Any, **__: Any) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(trust_cache.REFRESHER, "submit", no_thread)
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    cache.get("k", lambda: "v1")
+    clock.now = 0.6
+    assert cache.get("k", lambda: "unused", lambda: "v2") == "v1"  # still trusted, and
+    assert cache._items["k"] == ("v2", 0.6) and not cache._queued  # refreshed inline
+
+
+def test_a_refresh_that_began_before_a_drop_does_not_bring_the_key_back() -> None:
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    cache.get("k", lambda: "v1")
+    clock.now = 0.6
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        entered.set()
+        release.wait(5)
+        return "v2"  # read before the delete committed
+
+    try:
+        assert cache.get("k", lambda: "unused", slow) == "v1"
+        assert entered.wait(5)
+        cache.drop("k")  # deleted in this process meanwhile
+    finally:
+        release.set()
+    assert wait_until(lambda: not cache._queued)
+    assert "k" not in cache
+
+
+def test_a_queued_refresh_made_stale_is_skipped() -> None:
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    cache.get("k", lambda: "v1")
+    blocker, release = threading.Event(), threading.Event()
+    trust_cache.REFRESHER.submit(lambda: (blocker.set(), release.wait(5)))  # the thread is busy
+    assert blocker.wait(5)
+    clock.now = 0.6
+    calls, refresh = counted(["v2"])
+    try:
+        assert cache.get("k", lambda: "unused", refresh) == "v1"  # queued behind the blocker
+        cache.drop("k")
+        assert cache.get("k", lambda: "v3") == "v3"  # looked up again by a request
+    finally:
+        release.set()
+    assert wait_until(lambda: not cache._queued)
+    assert calls == [0] and cache._items["k"] == ("v3", 0.6)
+
+
+def test_a_forked_child_starts_its_own_refresher(monkeypatch: pytest.MonkeyPatch) -> None:
+    trust_cache.REFRESHER.submit(lambda: None)
+    parent = trust_cache.REFRESHER._thread
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    cache.get("k", lambda: "v1")
+    cache._queued.add("k")  # a refresh the parent had queued: its job is not in the child
+    monkeypatch.setattr(trust_cache.os, "getpid", lambda: -1)  # as in a forked child
+    clock.now = 0.6
+    assert cache.get("k", lambda: "unused", lambda: "v2") == "v1"
+    assert wait_until(lambda: cache._items["k"] == ("v2", 0.6))
+    assert trust_cache.REFRESHER._thread is not parent
 
 
 def test_not_there_in_the_background_drops_the_key() -> None:
