@@ -6,7 +6,9 @@ For each stack (SQLite + the filesystem broker; PostgreSQL + Redis, with Redis a
 rate-limit counters as in docker-compose) it starts API + worker with the ``make run`` launcher,
 trains a 784-256-128-10 classifier through the API, then offers, phase after phase:
 1-row predicts and ``GET /healthz`` (the bare Flask + gunicorn reference) at 250, 500 and
-1,000 requests/s; 100-row predicts and ``/healthz`` at 50/s; then 1-row predicts at rising
+1,000 requests/s; 100-row predicts and ``/healthz`` at 50/s; ``/healthz`` and 1-row predicts
+from 8 connections in a closed loop (each sends its next request when its last is answered: the
+throughput 8 clients get, shown as ``c8``); then 1-row predicts at rising
 rates (x1.25 from 1,000) until the p99 reaches 25 ms, errors appear or the server falls behind.
 
 Open loop: request i is due at ``start + i / rate`` whatever happened to the others, and its
@@ -28,6 +30,8 @@ import gc
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +44,7 @@ from service import gunicorn_conf
 TIMEOUT = 10.0
 IDLE_REUSE = 0.5  # seconds; older idle connections may have been closed by the server
 P99_BOUND = 0.025
+CLOSED_CLIENTS = 8
 
 
 @dataclass
@@ -59,10 +64,11 @@ class Phase:
     connections: int = 0
     server_cpu: float = 0.0  # seconds, all gunicorn processes
     client_cpu: float = 0.0
+    clients: int = 0  # a closed loop of this many connections (then ``rate`` is 0)
 
     def summary(self) -> dict[str, Any]:
         ok = len(self.latencies)
-        return {"target": self.target, "offered": self.rate,
+        return {"target": self.target, "offered": self.rate, "clients": self.clients,
                 "achieved": round(ok / self.elapsed, 1) if self.elapsed else 0.0,
                 "requests": ok + sum(self.errors.values()), "errors": sum(self.errors.values()),
                 "error_kinds": self.errors, "new_connections": self.connections,
@@ -181,20 +187,51 @@ async def settle(port: int, quiet: float = 0.1, longest: float = 30.0) -> None:
             return
 
 
-async def offer(pool: Pool, target: Target, rate: float, seconds: float) -> Phase:
-    """Send ``rate * seconds`` requests, request i due at ``start + i / rate`` (once the server
-    is idle)."""
-    await settle(pool.port)
-    # The client's own collector stays out of the phase: a full collection of this process's
-    # heap (the service's modules are imported here too) paused the event loop for 41-45 ms,
-    # once every few phases, and counted as server latency.
+@contextmanager
+def quiet_client() -> Iterator[None]:
+    """The client's own collector stays out of a phase: a full collection of this process's
+    heap (the service's modules are imported here too) paused the event loop for 41-45 ms,
+    once every few phases, and counted as server latency."""
     gc.collect()
     gc.freeze()
     gc.disable()
     try:
-        return await _offer(pool, target, rate, seconds)
+        yield
     finally:
         gc.enable()
+
+
+async def offer(pool: Pool, target: Target, rate: float, seconds: float) -> Phase:
+    """Send ``rate * seconds`` requests, request i due at ``start + i / rate`` (once the server
+    is idle)."""
+    await settle(pool.port)
+    with quiet_client():
+        return await _offer(pool, target, rate, seconds)
+
+
+async def closed(pool: Pool, target: Target, clients: int, seconds: float) -> Phase:
+    """``clients`` connections for ``seconds``, each sending its next request as soon as its
+    last is answered (a closed loop, like ``wrk -c``: the rate is what the server gives; the
+    latency is counted from each send)."""
+    await settle(pool.port)
+    with quiet_client():
+        phase, opened = Phase(target.name, 0.0, clients=clients), pool.opened
+        cpu0, client0 = gunicorn_cpu(pool.port), time.process_time()
+        start = time.perf_counter()
+        end = start + seconds
+
+        async def client(i: int) -> None:
+            while time.perf_counter() < end:
+                await one(pool, target.requests[i % len(target.requests)], time.perf_counter(),
+                          phase)
+                i += clients
+
+        await asyncio.gather(*(client(i) for i in range(clients)))
+        phase.elapsed = time.perf_counter() - start
+        phase.connections = pool.opened - opened
+        phase.server_cpu = gunicorn_cpu(pool.port) - cpu0
+        phase.client_cpu = time.process_time() - client0
+    return phase
 
 
 async def _offer(pool: Pool, target: Target, rate: float, seconds: float) -> Phase:
@@ -243,7 +280,8 @@ async def drive(base: str, key: str, model_id: str, X: np.ndarray, seconds: floa
 
     def report(phase: Phase, ramp: bool = False) -> dict[str, Any]:
         s = {**phase.summary(), "ramp": ramp}
-        print(f"  {s['target']:12} {s['offered']:>6.0f}/s -> {s['achieved']:>7.1f}/s  p50 "
+        offered = f"{s['offered']:>6.0f}/s" if not s["clients"] else f"{s['clients']:>3} conns"
+        print(f"  {s['target']:12} {offered} -> {s['achieved']:>7.1f}/s  p50 "
               f"{s['p50_ms']:6.2f}  p99 {s['p99_ms']:7.2f}  max {s['max_ms']:7.1f} ms  errors "
               f"{s['errors']} {s['error_kinds'] or ''}  lag p99 {s['lag_p99_ms']:.2f} ms  "
               f"conns +{s['new_connections']}  cpu/req: server "
@@ -259,6 +297,8 @@ async def drive(base: str, key: str, model_id: str, X: np.ndarray, seconds: floa
             report(await offer(pool, target, rate, seconds))
     for target in (healthz, predict_100):
         report(await offer(pool, target, 50, seconds))
+    for target in (healthz, predict_1):  # closed loop: what 8 clients get back to back
+        report(await closed(pool, target, CLOSED_CLIENTS, seconds))
     rate = 1000 * 1.25
     while rate <= max_rate:
         s = report(await offer(pool, predict_1, rate, max(3.0, seconds / 2)), ramp=True)
@@ -270,7 +310,8 @@ async def drive(base: str, key: str, model_id: str, X: np.ndarray, seconds: floa
 
 
 def highest_rate(phases: list[dict[str, Any]]) -> float | None:
-    good = [p["offered"] for p in phases if p["target"] == "predict_1" and not p["errors"]
+    good = [p["offered"] for p in phases if p["target"] == "predict_1" and not p["clients"]
+            and not p["errors"]
             and p["p99_ms"] < P99_BOUND * 1e3 and p["achieved"] >= 0.95 * p["offered"]]
     return max(good, default=None)
 
@@ -310,7 +351,8 @@ def main() -> None:
           f"{'p99 ms':>7} {'max ms':>7} {'errors':>6}")
     for r in results:
         for p in r["phases"]:
-            print(f"{r['stack']:18} {p['target']:12} {p['offered']:>5.0f} {p['achieved']:>8.1f} "
+            rate = f"{p['offered']:>5.0f}" if not p["clients"] else f"c{p['clients']:<4}"
+            print(f"{r['stack']:18} {p['target']:12} {rate} {p['achieved']:>8.1f} "
                   f"{p['p50_ms']:>7.2f} {p['p99_ms']:>7.2f} {p['max_ms']:>7.1f} {p['errors']:>6}")
         print(f"{r['stack']:18} highest 1-row rate with p99 < 25 ms: "
               f"{r['highest_rate_p99_under_25ms']}")
