@@ -10,7 +10,7 @@ connections, and what the machine did meanwhile:
 - ``steal`` and ``idle``: the share of both cores' time the hypervisor took and left idle
   (``/proc/stat``), so that a stall on an idle machine reads apart from a busy one;
 - ``gap``: the longest a 1 ms sleep of the client's own event loop overslept (the client was
-  late; its garbage collector is off during a phase, see ``openloop.offer``);
+  late; its garbage collector is off during a phase, see ``loadgen.offer``);
 - the kernel's TCP counters that moved (``/proc/net/snmp``, ``/proc/net/netstat``):
   retransmits (a loopback retransmit waits >= 200 ms), listen queue overflows, timeouts.
 The last line is one JSON object.
@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 from common import REDIS, pct, session, stack, train_wide
-from openloop import Pool, Target, build, offer
+from loadgen import Pool, Target, build, offer
 
 TCP_COUNTERS = ("RetransSegs", "TCPTimeouts", "TCPLossProbes", "TCPSynRetrans",
                 "ListenOverflows", "ListenDrops", "TCPBacklogDrop", "ActiveOpens")
