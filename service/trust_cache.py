@@ -136,7 +136,7 @@ class TrustCache(Generic[K, V]):
             if age < self.ttl:
                 if refresh is None:
                     return self._refresh(key, hit[0], lookup)
-                self._refresh_later(key, hit[0], refresh)
+                self._refresh_later(key, hit, refresh)
                 return hit[0]
         with self._flights.hold(key, timeout=WAIT_SECONDS):  # one lookup at a time
             hit = self._items.get(key)  # who waited uses the answer the lookup before brought
@@ -169,7 +169,9 @@ class TrustCache(Generic[K, V]):
                             exc_info=True)
                 return value
 
-    def _refresh_later(self, key: K, value: V, refresh: Callable[[], V | None]) -> None:
+    def _refresh_later(self, key: K, hit: tuple[V, float],
+                       refresh: Callable[[], V | None]) -> None:
+        value, confirmed = hit
         with self._lock:
             if self._pid != os.getpid():
                 self._pid = os.getpid()
@@ -177,7 +179,6 @@ class TrustCache(Generic[K, V]):
             if key in self._queued:
                 return
             self._queued.add(key)
-        confirmed = self._items.get(key, (value, 0.0))[1]
 
         def job() -> None:
             try:
