@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -121,3 +122,13 @@ def later(app: Any, seconds: float) -> None:
         if cache is not None:
             clock = cache.trusted.clock
             cache.trusted.clock = lambda clock=clock: clock() + seconds
+
+
+def wait_until(cond: Any, timeout: float = 5.0) -> bool:
+    """Whether ``cond()`` came true within ``timeout`` seconds (polled every millisecond)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True

@@ -8,7 +8,6 @@ clocks on instead of sleeping. ``tests/e2e/test_cache.py`` checks the same on re
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, event
 
-from .helpers import QUICK, XOR, later, problem, train
+from .helpers import QUICK, XOR, later, problem, train, wait_until
 
 ONE_ROW = {"inputs": [[0.0, 1.0]]}
 
@@ -42,14 +41,6 @@ def statements() -> Iterator[list[str]]:
         yield sent
     finally:
         event.remove(engine, "before_cursor_execute", record)
-
-
-def settled(cache: Any) -> None:
-    """Wait until ``cache`` (a ``TrustCache``) has no background refresh queued or running."""
-    deadline = time.monotonic() + 5
-    while cache._queued and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert not cache._queued
 
 
 def predict(client: Any, headers: dict[str, str], model_id: str) -> Any:
@@ -94,8 +85,8 @@ def test_past_half_the_ttl_the_entries_are_confirmed_off_the_request(
     event.listen(db.engine(), "before_cursor_execute", record)
     try:
         assert predict(client, auth, model["model_id"]).status_code == 200
-        for cache in caches:
-            settled(cache)
+        for cache in caches:  # no background refresh queued or running
+            assert wait_until(lambda cache=cache: not cache._queued)
     finally:
         event.remove(db.engine(), "before_cursor_execute", record)
     assert threads == ["trust-cache-refresh"] * 2  # the key and the model row, not the request
@@ -182,7 +173,7 @@ def test_key_cache_is_bounded_and_refreshes_a_busy_key(monkeypatch: pytest.Monke
     assert len(looked_up) == 3
     now[0] = 0.5  # half its ttl: served at once, confirmed again in the background
     cache.authenticate("Bearer c", lambda: None)
-    settled(cache.trusted)
+    assert wait_until(lambda: not cache.trusted._queued)  # the background refresh is done
     assert len(looked_up) == 4 and refreshed_on == ["trust-cache-refresh"]
     now[0] = 1.2  # trusted from 0.5 on (it would have lapsed at 1.0): no lookup
     cache.authenticate("Bearer c", lambda: None)

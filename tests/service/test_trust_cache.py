@@ -17,6 +17,8 @@ import pytest
 from service import trust_cache
 from service.trust_cache import TrustCache
 
+from .helpers import wait_until
+
 
 class Clock:
     def __init__(self) -> None:
@@ -24,6 +26,33 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class Gate:
+    """A lookup that, once called, waits for ``release`` (5 s at most) and then answers
+    ``result`` (raises it, if it is an exception); ``entered`` is set when it is called and
+    ``threads`` names the threads that called it."""
+
+    def __init__(self, result: Any) -> None:
+        self.result, self.threads = result, []
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self) -> Any:
+        self.threads.append(threading.current_thread().name)
+        self.entered.set()
+        self.release.wait(5)
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
+
+
+def primed(value: str = "v1", now: float = 0.6) -> tuple[Clock, TrustCache[str, str]]:
+    """A cache holding ``value`` for ``"k"``, confirmed at 0, its clock moved on to ``now``."""
+    clock = Clock()
+    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
+    cache.get("k", lambda: value)
+    clock.now = now
+    return clock, cache
 
 
 def counted(values: list[Any]) -> tuple[list[int], Any]:
@@ -105,23 +134,14 @@ def test_threads_that_miss_at_once_share_one_lookup() -> None:
 
 
 def test_while_one_thread_refreshes_the_others_are_served_at_once() -> None:
-    clock = Clock()
-    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
-    cache.get("k", lambda: "old")
-    clock.now = 0.8
-    entered, release = threading.Event(), threading.Event()
-
-    def slow() -> str:
-        entered.set()
-        release.wait(5)
-        return "new"
-
+    _, cache = primed("old", 0.8)
+    slow = Gate("new")
     refresher = threading.Thread(target=cache.get, args=("k", slow))
     refresher.start()
-    assert entered.wait(5)
+    assert slow.entered.wait(5)
     others = [cache.get("k", lambda: pytest.fail("a second lookup")) for _ in range(5)]
     assert others == ["old"] * 5
-    release.set()
+    slow.release.set()
     refresher.join(5)
     assert cache.get("k", lambda: pytest.fail("confirmed at 0.8")) == "new"
     assert len(cache._flights) == 0  # the per-key locks are let go
@@ -139,55 +159,27 @@ def test_size_and_ttl_zero() -> None:
     assert calls == [2] and none.keys() == []
 
 
-def wait_until(cond: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
-
-
 def test_with_a_refresh_no_request_waits_for_it() -> None:
-    clock = Clock()
-    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
-    cache.get("k", lambda: "old")
-    clock.now = 0.6
-    entered, release, ran_on = threading.Event(), threading.Event(), []
-
-    def refresh() -> str:
-        ran_on.append(threading.current_thread().name)
-        entered.set()
-        release.wait(5)
-        return "new"
-
+    clock, cache = primed("old")
+    refresh = Gate("new")
     never = lambda: pytest.fail("a request looked the key up")  # noqa: E731
     assert cache.get("k", never, refresh) == "old"  # served at once, refresh queued
-    assert entered.wait(5)
+    assert refresh.entered.wait(5)
     # while it runs, the others are served too, and no second refresh is queued
     assert [cache.get("k", never, refresh) for _ in range(5)] == ["old"] * 5
-    release.set()
+    refresh.release.set()
     assert wait_until(lambda: cache._items["k"][0] == "new" and not cache._queued)
-    assert ran_on == ["trust-cache-refresh"]
+    assert refresh.threads == ["trust-cache-refresh"]
     clock.now = 1.5  # confirmed at 0.6 (when the refresh began): still trusted
     assert cache.get("k", never, refresh) == "new"
 
 
 def test_a_background_refresh_keeps_the_bound() -> None:
-    clock = Clock()
-    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
-    cache.get("k", lambda: "v1")
-    clock.now = 0.6
-    entered, release = threading.Event(), threading.Event()
-
-    def failing() -> str:
-        entered.set()
-        release.wait(5)
-        raise OSError("database down")
-
+    clock, cache = primed()
+    failing = Gate(OSError("database down"))
     try:
         assert cache.get("k", lambda: "unused", failing) == "v1"
-        assert entered.wait(5)
+        assert failing.entered.wait(5)
         clock.now = 1.0  # lapsed while the refresh is out: not served, the request waits for it
         calls, lookup, got = *counted(["v2"]), []
         request = threading.Thread(target=lambda: got.append(cache.get("k", lookup, failing)))
@@ -195,7 +187,7 @@ def test_a_background_refresh_keeps_the_bound() -> None:
         assert wait_until(lambda: cache._flights._locks["k"][1] == 2)  # it is waiting
         assert not got
     finally:
-        release.set()
+        failing.release.set()
     request.join(5)  # the refresh failed: the request looked the key up itself
     assert got == ["v2"] and calls == [1]
     assert wait_until(lambda: not cache._queued)
@@ -206,20 +198,14 @@ def test_a_request_waits_for_another_lookup_only_so_long(monkeypatch: pytest.Mon
                                                          ) -> None:
     monkeypatch.setattr(trust_cache, "WAIT_SECONDS", 0.05)
     cache: TrustCache[str, str] = TrustCache(1.0)
-    entered, release = threading.Event(), threading.Event()
-
-    def stuck() -> str:
-        entered.set()
-        release.wait(5)
-        return "late"
-
+    stuck = Gate("late")
     first = threading.Thread(target=cache.get, args=("k", stuck))
     first.start()
     try:
-        assert entered.wait(5)
+        assert stuck.entered.wait(5)
         assert cache.get("k", lambda: "mine") == "mine"  # gave up waiting, asked itself
     finally:
-        release.set()
+        stuck.release.set()
     first.join(5)
 
 
@@ -231,10 +217,7 @@ def test_the_refresher_outlives_a_job_that_raises_anything() -> None:
         raise Fatal
 
     trust_cache.REFRESHER.submit(boom)
-    clock = Clock()
-    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
-    cache.get("k", lambda: "v1")
-    clock.now = 0.6
+    _, cache = primed()
     assert cache.get("k", lambda: "unused", lambda: "v2") == "v1"
     assert wait_until(lambda: cache._items["k"] == ("v2", 0.6))
 
@@ -245,32 +228,20 @@ def test_without_a_refresher_thread_the_request_refreshes(monkeypatch: pytest.Mo
         raise RuntimeError("can't start new thread")
 
     monkeypatch.setattr(trust_cache.REFRESHER, "submit", no_thread)
-    clock = Clock()
-    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
-    cache.get("k", lambda: "v1")
-    clock.now = 0.6
+    _, cache = primed()
     assert cache.get("k", lambda: "unused", lambda: "v2") == "v1"  # still trusted, and
     assert cache._items["k"] == ("v2", 0.6) and not cache._queued  # refreshed inline
 
 
 def test_a_refresh_that_began_before_a_drop_does_not_bring_the_key_back() -> None:
-    clock = Clock()
-    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
-    cache.get("k", lambda: "v1")
-    clock.now = 0.6
-    entered, release = threading.Event(), threading.Event()
-
-    def slow() -> str:
-        entered.set()
-        release.wait(5)
-        return "v2"  # read before the delete committed
-
+    _, cache = primed()
+    slow = Gate("v2")  # read before the delete committed
     try:
         assert cache.get("k", lambda: "unused", slow) == "v1"
-        assert entered.wait(5)
+        assert slow.entered.wait(5)
         cache.drop("k")  # deleted in this process meanwhile
     finally:
-        release.set()
+        slow.release.set()
     assert wait_until(lambda: not cache._queued)
     assert "k" not in cache
 
@@ -309,10 +280,7 @@ def test_a_forked_child_starts_its_own_refresher(monkeypatch: pytest.MonkeyPatch
 
 
 def test_not_there_in_the_background_drops_the_key() -> None:
-    clock = Clock()
-    cache: TrustCache[str, str] = TrustCache(1.0, clock=clock)
-    cache.get("k", lambda: "v1")
-    clock.now = 0.7
+    _, cache = primed(now=0.7)
     assert cache.get("k", lambda: "unused", lambda: None) == "v1"
     assert wait_until(lambda: "k" not in cache and not cache._queued)
     calls, lookup = counted([None])
