@@ -10,7 +10,7 @@ import asyncio
 import gc
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,54 +178,56 @@ def quiet_client() -> Iterator[None]:
 async def offer(pool: Pool, target: Target, rate: float, seconds: float) -> Phase:
     """Send ``rate * seconds`` requests, request i due at ``start + i / rate`` (once the server
     is idle)."""
-    await settle(pool.port)
-    with quiet_client():
-        return await _offer(pool, target, rate, seconds)
+    phase = Phase(target.name, rate)
+
+    async def send() -> float:
+        start = time.perf_counter() + 0.01
+        tasks = []
+        for i in range(max(1, int(rate * seconds))):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            raw = target.requests[i % len(target.requests)]
+            tasks.append(asyncio.ensure_future(one(pool, raw, due, phase)))
+        await asyncio.gather(*tasks)
+        return start
+
+    return await _measured(pool, phase, send)
 
 
 async def closed(pool: Pool, target: Target, clients: int, seconds: float) -> Phase:
     """``clients`` connections for ``seconds``, each sending its next request as soon as its
     last is answered (a closed loop, like ``wrk -c``: the rate is what the server gives; the
     latency is counted from each send)."""
-    await settle(pool.port)
-    with quiet_client():
-        phase, opened = Phase(target.name, 0.0, clients=clients), pool.opened
-        cpu0, client0 = gunicorn_cpu(pool.port), time.process_time()
+    phase = Phase(target.name, 0.0, clients=clients)
+
+    async def send() -> float:
         start = time.perf_counter()
-        end = start + seconds
 
         async def client(i: int) -> None:
-            while time.perf_counter() < end:
+            while time.perf_counter() < start + seconds:
                 await one(pool, target.requests[i % len(target.requests)], time.perf_counter(),
                           phase)
                 i += clients
 
         await asyncio.gather(*(client(i) for i in range(clients)))
+        return start
+
+    return await _measured(pool, phase, send)
+
+
+async def _measured(pool: Pool, phase: Phase, send: Callable[[], Awaitable[float]]) -> Phase:
+    """Once the server is idle, run ``send`` (it answers the phase's start) with the client's
+    collector off; record the phase's time, new connections and CPU."""
+    await settle(pool.port)
+    with quiet_client():
+        opened, cpu0, client0 = pool.opened, gunicorn_cpu(pool.port), time.process_time()
+        start = await send()
         phase.elapsed = time.perf_counter() - start
         phase.connections = pool.opened - opened
         phase.server_cpu = gunicorn_cpu(pool.port) - cpu0
         phase.client_cpu = time.process_time() - client0
-    return phase
-
-
-async def _offer(pool: Pool, target: Target, rate: float, seconds: float) -> Phase:
-    phase, opened = Phase(target.name, rate), pool.opened
-    cpu0, client0 = gunicorn_cpu(pool.port), time.process_time()
-    n = max(1, int(rate * seconds))
-    start = time.perf_counter() + 0.01
-    tasks = []
-    for i in range(n):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        raw = target.requests[i % len(target.requests)]
-        tasks.append(asyncio.ensure_future(one(pool, raw, due, phase)))
-    await asyncio.gather(*tasks)
-    phase.elapsed = time.perf_counter() - start
-    phase.connections = pool.opened - opened
-    phase.server_cpu = gunicorn_cpu(pool.port) - cpu0
-    phase.client_cpu = time.process_time() - client0
     return phase
 
 
